@@ -1,0 +1,79 @@
+/*
+ * http.h - fetching market files through libcurl (file:// and https://).
+ *
+ * fs/http.c is the only file that includes <curl/curl.h>.  Only the
+ * schemes "https" and "file" are allowed (redirects too, at most
+ * HTTP_MAX_REDIRS); TLS peers and hosts are always verified.  Every
+ * transfer has a connect deadline, a low-speed limit and a total
+ * deadline.  A ranged read returns exactly the bytes asked for or an
+ * error: over HTTP the answer must be 206 with exactly the
+ * Content-Range asked for.  Thread-safe: each thread gets its own curl
+ * handle.  Nothing here logs above debug; the cause of the last failure
+ * on this thread is in http_last_error().
+ */
+#ifndef MARKETFS_HTTP_H
+#define MARKETFS_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTP_MAX_REDIRS	3
+
+struct http_options {
+	const char *cafile;		/* extra CA bundle, or NULL */
+	const char *pinned_key;		/* "sha256//...", or NULL */
+	const char *token_file;		/* bearer token file, or NULL */
+	long connect_timeout;		/* seconds; 0 = default 10 */
+	long timeout;			/* seconds per request; 0 = 60 */
+	int retries;			/* extra tries; < 0 = default 3 */
+};
+
+struct http;
+
+/* Global set-up: call once in main before any thread starts. */
+int http_global_init(void);
+void http_global_cleanup(void);
+
+/*
+ * -EACCES when token_file is readable by group or others, -ENOENT when a
+ * named file is missing.
+ */
+int http_new(const struct http_options *opt, struct http **ret_http);
+struct http *http_free(struct http *h);		/* NULL-safe */
+
+/*
+ * Turn a market SOURCE (a directory path, a file:// URL or an https://
+ * URL) into a base URL ending in '/'.  -EPROTONOSUPPORT for other
+ * schemes.
+ */
+int http_source_to_base(const char *source, char **ret_base);
+
+/*
+ * Resolve ref against base: an absolute https:// URL is taken as is
+ * (only when base is https too), anything else is a relative path that
+ * must be safe (no "..", no scheme).  -EPERM for a scheme not allowed.
+ */
+int http_url_join(const char *base, const char *ref, char **ret_url);
+
+/*
+ * GET a whole resource of at most max bytes.  -ENOENT for 404/410 or a
+ * missing file, -EFBIG past max, -ETIMEDOUT, -EIO otherwise.  The buffer
+ * is malloc'd and NUL-terminated (not counted).
+ */
+int http_get(struct http *h, const char *url, size_t max,
+	     uint8_t **ret_buf, size_t *ret_len);
+
+/*
+ * Read exactly len bytes at off into buf, retrying with backoff.
+ * -EIO (after retries) for anything but exactly those bytes.
+ */
+int http_get_range(struct http *h, const char *url, uint64_t off,
+		   size_t len, uint8_t *buf);
+
+/* Size of a resource (HEAD or stat), for tools and checks. */
+int http_size(struct http *h, const char *url, uint64_t *ret_size);
+
+/* Why the last call on this thread failed; never NULL. */
+const char *http_last_error(void);
+
+#endif
