@@ -1,0 +1,344 @@
+/*
+ * c4gh_reader.c - random access to the plaintext of one Crypt4GH file.
+ *
+ * A read maps visible offsets through the edit list to plaintext runs,
+ * each run to segments, and serves each segment from a small cache of
+ * decrypted segments or fetches it.  Missing segments that follow each
+ * other are fetched in one callback call (up to FETCH_BATCH segments).
+ *
+ * Invariants:
+ * - A segment's bytes reach the caller's buffer or the cache only after
+ *   the check callback accepted its ciphertext and its tag verified.
+ * - Fetches, checks and decryption run outside the lock, into buffers
+ *   private to the call; the lock only guards the cache.
+ * - A failure fails the whole call (no short count before EOF), and the
+ *   cause goes to *ret_error.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "c4gh_reader.h"
+#include "cipher.h"
+
+#define CACHE_SLOTS	4	/* decrypted segments kept */
+#define FETCH_BATCH	16	/* segments per fetch call at most */
+
+struct cache_slot {
+	uint64_t idx;		/* segment index */
+	uint64_t stamp;		/* last use, for LRU; 0 = empty */
+	size_t len;		/* plaintext bytes */
+	uint8_t *pt;		/* C4GH_SEGMENT_SIZE bytes */
+};
+
+struct c4gh_reader {
+	struct c4gh_header *hdr;	/* own copy, wiped on free */
+	struct c4gh_reader_ops ops;
+	uint64_t data_len;		/* ciphertext bytes */
+	uint64_t plain_size;		/* claimed by data_len */
+	uint64_t visible;		/* after the edit list */
+
+	pthread_mutex_t lock;		/* guards slots and clock */
+	struct cache_slot slots[CACHE_SLOTS];
+	uint64_t clock;
+};
+
+int c4gh_reader_new(const struct c4gh_header *hdr, uint64_t data_len,
+		    const struct c4gh_reader_ops *ops,
+		    struct c4gh_reader **ret_reader)
+{
+	struct c4gh_reader *r;
+	uint64_t psize;
+	unsigned int i;
+	int err;
+
+	*ret_reader = NULL;
+	if (!hdr || !ops || !ops->fetch || hdr->nkeys == 0)
+		return -EINVAL;
+
+	err = c4gh_plain_size(data_len, &psize);
+	if (err < 0)
+		return err;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->hdr = malloc(sizeof(*r->hdr));
+	if (!r->hdr) {
+		free(r);
+		return -ENOMEM;
+	}
+	memcpy(r->hdr, hdr, sizeof(*hdr));
+	for (i = 0; i < CACHE_SLOTS; i++) {
+		r->slots[i].pt = malloc(C4GH_SEGMENT_SIZE);
+		if (!r->slots[i].pt) {
+			c4gh_reader_free(r);
+			return -ENOMEM;
+		}
+	}
+	err = pthread_mutex_init(&r->lock, NULL);
+	if (err) {
+		for (i = 0; i < CACHE_SLOTS; i++)
+			free(r->slots[i].pt);
+		c4gh_header_release(r->hdr);
+		free(r->hdr);
+		free(r);
+		return -err;
+	}
+
+	r->ops = *ops;
+	r->data_len = data_len;
+	r->plain_size = psize;
+	r->visible = c4gh_edit_visible_size(hdr, psize);
+	*ret_reader = r;
+	return 0;
+}
+
+struct c4gh_reader *c4gh_reader_free(struct c4gh_reader *r)
+{
+	unsigned int i;
+
+	if (!r)
+		return NULL;
+
+	for (i = 0; i < CACHE_SLOTS; i++) {
+		if (r->slots[i].pt)
+			cipher_wipe(r->slots[i].pt, C4GH_SEGMENT_SIZE);
+		free(r->slots[i].pt);
+	}
+	/* The mutex exists whenever the header copy and every slot do. */
+	if (r->hdr && r->slots[CACHE_SLOTS - 1].pt)
+		pthread_mutex_destroy(&r->lock);
+	c4gh_header_release(r->hdr);
+	free(r->hdr);
+	free(r);
+	return NULL;
+}
+
+uint64_t c4gh_reader_size(const struct c4gh_reader *r)
+{
+	return r->visible;
+}
+
+/* Ciphertext bytes of segment idx. */
+static size_t seg_cipher_len(const struct c4gh_reader *r, uint64_t idx)
+{
+	uint64_t left = r->data_len - idx * C4GH_CIPHER_SEGMENT;
+
+	return left < C4GH_CIPHER_SEGMENT ? (size_t)left : C4GH_CIPHER_SEGMENT;
+}
+
+/*
+ * Copy bytes [from, from + n) of cached segment idx to dst.  Returns 1 on
+ * a hit, 0 on a miss.
+ */
+static int cache_copy(struct c4gh_reader *r, uint64_t idx, size_t from,
+		      size_t n, uint8_t *dst)
+{
+	unsigned int i;
+	int hit = 0;
+
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < CACHE_SLOTS; i++) {
+		struct cache_slot *s = &r->slots[i];
+
+		if (s->stamp && s->idx == idx && from + n <= s->len) {
+			if (dst)
+				memcpy(dst, s->pt + from, n);
+			s->stamp = ++r->clock;
+			hit = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	return hit;
+}
+
+/* Put an authenticated segment into the least recently used slot. */
+static void cache_put(struct c4gh_reader *r, uint64_t idx, const uint8_t *pt,
+		      size_t len)
+{
+	struct cache_slot *victim;
+	unsigned int i;
+
+	pthread_mutex_lock(&r->lock);
+	victim = &r->slots[0];
+	for (i = 0; i < CACHE_SLOTS; i++) {
+		struct cache_slot *s = &r->slots[i];
+
+		if (s->stamp && s->idx == idx) {
+			victim = s;	/* another thread was first */
+			break;
+		}
+		if (s->stamp < victim->stamp)
+			victim = s;
+	}
+	memcpy(victim->pt, pt, len);
+	if (victim->len > len)
+		cipher_wipe(victim->pt + len, victim->len - len);
+	victim->idx = idx;
+	victim->len = len;
+	victim->stamp = ++r->clock;
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void set_error(struct c4gh_reader_error *e, int err, uint64_t seg,
+		      const char *what)
+{
+	if (!e)
+		return;
+	e->err = err;
+	e->segment = seg;
+	e->what = what;
+}
+
+/*
+ * Fetch segments first..last (all missing from the cache) in one call,
+ * check, authenticate and decrypt each, copy its part of the plaintext
+ * range [poff, pend) into dst (which holds byte poff), and cache it.
+ */
+static int fetch_run(struct c4gh_reader *r, uint64_t first, uint64_t last,
+		     uint64_t poff, uint64_t pend, uint8_t *dst,
+		     uint8_t *cbuf, uint8_t *pt,
+		     struct c4gh_reader_error *ret_error)
+{
+	uint64_t coff = first * C4GH_CIPHER_SEGMENT;
+	size_t clen = 0, off = 0, slen;
+	uint64_t idx, sstart, a, b;
+	ssize_t n;
+	int err;
+
+	for (idx = first; idx <= last; idx++)
+		clen += seg_cipher_len(r, idx);
+
+	/* The callback's own errno goes to the log; the caller sees EIO. */
+	err = r->ops.fetch(r->ops.ctx, coff, cbuf, clen);
+	if (err < 0) {
+		set_error(ret_error, err, first, "fetch");
+		return -EIO;
+	}
+
+	for (idx = first; idx <= last; idx++, off += slen) {
+		slen = seg_cipher_len(r, idx);
+
+		if (r->ops.check) {
+			err = r->ops.check(r->ops.ctx, idx, cbuf + off, slen);
+			if (err < 0) {
+				set_error(ret_error, err, idx, "digest");
+				return err;
+			}
+		}
+
+		/* The single point where plaintext is authenticated. */
+		n = c4gh_segment_decrypt(r->hdr, cbuf + off, slen, pt);
+		if (n < 0) {
+			set_error(ret_error, (int)n, idx, "tag");
+			return (int)n;
+		}
+		if ((size_t)n != slen - C4GH_SEGMENT_OVERHEAD) {
+			cipher_wipe(pt, C4GH_SEGMENT_SIZE);
+			set_error(ret_error, -EBADMSG, idx, "size");
+			return -EBADMSG;
+		}
+
+		/* This segment's share of [poff, pend). */
+		sstart = idx * C4GH_SEGMENT_SIZE;
+		a = poff > sstart ? poff : sstart;
+		b = pend < sstart + (uint64_t)n ? pend : sstart + (uint64_t)n;
+		if (a < b)
+			memcpy(dst + (a - poff), pt + (a - sstart), b - a);
+
+		cache_put(r, idx, pt, (size_t)n);
+		cipher_wipe(pt, (size_t)n);
+	}
+	return 0;
+}
+
+/* Copy plaintext [poff, poff + len) into dst. */
+static int read_plain(struct c4gh_reader *r, uint64_t poff, size_t len,
+		      uint8_t *dst, uint8_t **cbuf, uint8_t **pt,
+		      struct c4gh_reader_error *ret_error)
+{
+	uint64_t pend = poff + len;
+	uint64_t first = poff / C4GH_SEGMENT_SIZE;
+	uint64_t last = (pend - 1) / C4GH_SEGMENT_SIZE;
+	uint64_t idx, end, sstart, a, b;
+	int err;
+
+	for (idx = first; idx <= last; idx = end + 1) {
+		sstart = idx * C4GH_SEGMENT_SIZE;
+		a = poff > sstart ? poff : sstart;
+		b = pend < sstart + C4GH_SEGMENT_SIZE ?
+		    pend : sstart + C4GH_SEGMENT_SIZE;
+		end = idx;
+		if (cache_copy(r, idx, a - sstart, b - a, dst + (a - poff)))
+			continue;
+
+		/* Extend the run over following segments not cached. */
+		while (end < last && end - idx + 1 < FETCH_BATCH &&
+		       !cache_copy(r, end + 1, 0, 0, NULL))
+			end++;
+
+		if (!*cbuf) {
+			*cbuf = malloc((size_t)FETCH_BATCH *
+				       C4GH_CIPHER_SEGMENT);
+			*pt = malloc(C4GH_SEGMENT_SIZE);
+			if (!*cbuf || !*pt) {
+				set_error(ret_error, -ENOMEM, idx, "fetch");
+				return -ENOMEM;
+			}
+		}
+		err = fetch_run(r, idx, end, poff, pend, dst, *cbuf, *pt,
+				ret_error);
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
+ssize_t c4gh_reader_pread(struct c4gh_reader *r, void *buf, size_t len,
+			  uint64_t off, struct c4gh_reader_error *ret_error)
+{
+	uint8_t *cbuf = NULL, *pt = NULL;
+	uint64_t poff, run;
+	size_t done = 0, n;
+	int err = 0;
+
+	set_error(ret_error, 0, 0, NULL);
+	if (off >= r->visible || len == 0)
+		return 0;
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	if (len > r->visible - off)
+		len = (size_t)(r->visible - off);
+
+	while (done < len) {
+		err = c4gh_edit_map(r->hdr, r->plain_size, off + done, &poff,
+				    &run);
+		if (err < 0) {
+			/* cannot happen below r->visible */
+			set_error(ret_error, -EBADMSG, 0, "size");
+			err = -EBADMSG;
+			break;
+		}
+		n = run < len - done ? (size_t)run : len - done;
+		err = read_plain(r, poff, n, (uint8_t *)buf + done, &cbuf, &pt,
+				 ret_error);
+		if (err < 0)
+			break;
+		done += n;
+	}
+
+	if (pt)
+		cipher_wipe(pt, C4GH_SEGMENT_SIZE);
+	free(pt);
+	free(cbuf);
+	if (err < 0) {
+		/* No byte of buf is valid: do not leave plaintext there. */
+		cipher_wipe(buf, len);
+		return err;
+	}
+	return (ssize_t)done;
+}

@@ -48,7 +48,8 @@ struct c4gh_reader_ops {
  * which segment, and what went wrong.
  */
 struct c4gh_reader_error {
-	int err;		/* negative errno, 0 if none */
+	int err;		/* negative errno, 0 if none; for "fetch"
+				 * the callback's own errno */
 	uint64_t segment;	/* segment index that failed */
 	const char *what;	/* "fetch", "digest", "tag", "size" */
 };
