@@ -20,9 +20,11 @@
 #define JWS_MAX_LEN	(64u << 20)	/* largest document accepted */
 
 /*
- * Sign payload (a JSON object; its "type" is set to type) with the
- * Ed25519 secret key sk.  kid names the key (its fingerprint).  Returns
- * a malloc'd NUL-terminated compact JWS.
+ * Sign payload (a JSON object; its "type" is set to type, and its
+ * "format" to 1 unless already present) with the Ed25519 secret key sk.
+ * kid names the key: its fingerprint (hex SHA-256 of the public key),
+ * which jws_verify() requires.  Returns a malloc'd NUL-terminated
+ * compact JWS, without a trailing newline.
  */
 int jws_sign(json_t *payload, const char *type, const uint8_t sk[32],
 	     const char *kid, char **ret_jws);
@@ -30,8 +32,10 @@ int jws_sign(json_t *payload, const char *type, const uint8_t sk[32],
 /*
  * Verify text[0..len) against public key pk and expected type, then parse
  * its payload.  Returns 0 with *ret_payload (a new reference), -EBADMSG
- * when malformed, -EKEYREJECTED when the signature does not verify,
- * -EPROTO when the type or alg is not the expected one.
+ * when malformed (bad base64url, extra parts or bytes, duplicate keys,
+ * "format" not 1), -EKEYREJECTED when the signature does not verify or
+ * the header's kid is not pk's fingerprint, -EPROTO when the type or alg
+ * is not the expected one.
  */
 int jws_verify(const char *text, size_t len, const uint8_t pk[32],
 	       const char *type, json_t **ret_payload);

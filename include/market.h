@@ -41,7 +41,8 @@
 
 void market_fingerprint(const uint8_t pk[32], char ret[MARKET_FP_LEN]);
 
-/* Dataset ids: [a-z0-9][a-z0-9._-]{0,63}.  1 valid, 0 not. */
+/* Dataset ids (and version ids): [a-z0-9][a-z0-9._-]{0,63}.
+ * 1 valid, 0 not. */
 int market_id_is_valid(const char *id);
 
 struct market_info {
@@ -75,8 +76,9 @@ struct market_listing {
 
 struct market_catalog {
 	int64_t issued;
-	struct market_listing *datasets;
+	struct market_listing *datasets;	/* sorted by id, unique */
 	size_t ndatasets;
+	char *market_id;		/* added: the market it lists */
 };
 
 int market_catalog_parse(const char *jws, size_t len, const uint8_t pk[32],
@@ -105,6 +107,7 @@ struct market_manifest {
 	struct market_file *files;	/* sorted by path */
 	size_t nfiles;
 	uint8_t digest[32];		/* SHA-256 of the JWS bytes */
+	char *market_id;		/* added: the market it belongs to */
 };
 
 int market_manifest_parse(const char *jws, size_t len, const uint8_t pk[32],
@@ -171,6 +174,7 @@ struct market_revocations {
 	int64_t next_update;
 	char **ids;			/* revoked licence ids, sorted */
 	size_t nids;
+	char *market_id;		/* added: the market it belongs to */
 };
 
 int market_revocations_parse(const char *jws, size_t len,

@@ -22,9 +22,11 @@ typedef void (*operator_progress_fn)(void *ctx, uint64_t done,
 				     uint64_t total);
 
 /*
- * The keys directory for a market: keys_dir when not NULL, otherwise
- * from the MARKETFS_MARKET_KEYS environment variable, otherwise
- * $XDG_CONFIG_HOME (or ~/.config)/marketfs/markets/<market id>.
+ * The default keys directory for a market (used when a keys_dir option
+ * is NULL): the MARKETFS_MARKET_KEYS environment variable when set,
+ * otherwise $XDG_CONFIG_HOME (or ~/.config)/marketfs/markets/<market id>.
+ * The string is malloc'd.  -ENOENT when neither XDG_CONFIG_HOME nor HOME
+ * is an absolute path.  The layout inside is in docs/market-format.md.
  */
 int operator_default_keys_dir(const char *market_id, char **ret_dir);
 
@@ -64,12 +66,18 @@ struct operator_grant {
 	const char *policies_dir;	/* where templates live */
 	const char *not_before;		/* RFC 3339 or NULL */
 	const char *expires;		/* RFC 3339 or NULL */
-	int *ret_window_past;		/* set to 1 when already expired */
+	int *ret_window_past;		/* may be NULL; set to 1 when the
+					 * window is already past (allowed) */
 };
-/* Writes the licence id into ret_id (64 bytes). */
+/*
+ * Writes the licence id into ret_id (64 bytes).  When the window is
+ * already past, succeeds, sets *ret_window_past and leaves "already
+ * expired at TIME" in ret_msg for the caller's warning.
+ */
 int operator_grant(const struct operator_grant *opt, char ret_id[64],
 		   char ret_msg[OPERATOR_MSG_LEN]);
 
+/* -ENOENT for an unknown licence, -EALREADY when already revoked. */
 int operator_revoke(const char *dir, const char *keys_dir,
 		    const char *licence_id, char ret_msg[OPERATOR_MSG_LEN]);
 
