@@ -534,7 +534,8 @@ static int load_manifest(const struct tree_config *cfg, struct tree *tree,
 			       rel, market_strerror(r));
 		goto out_free_buf;
 	}
-	if (strcmp(m->dataset, l->dataset) != 0 ||
+	if (strcmp(m->market_id, tree->info->id) != 0 ||
+	    strcmp(m->dataset, l->dataset) != 0 ||
 	    strcmp(m->version, l->version) != 0) {
 		(void)asprintf(&ds->problem, "manifest '%s' is for another "
 			       "dataset or version", rel);
@@ -852,6 +853,12 @@ static int load_market(const struct tree_config *cfg, struct tree *tree,
 		if (r < 0)
 			report(cfg, "catalog rejected: %s",
 			       market_strerror(r));
+		if (r == 0 && strcmp(tree->catalog->market_id,
+				     tree->info->id) != 0) {
+			report(cfg, "catalog rejected: it is another "
+			       "market's");
+			tree->catalog = market_catalog_free(tree->catalog);
+		}
 		free(doc);
 		doc = NULL;
 	} else {
@@ -864,6 +871,13 @@ static int load_market(const struct tree_config *cfg, struct tree *tree,
 		if (r < 0)
 			report(cfg, "revocation list rejected: %s",
 			       market_strerror(r));
+		if (r == 0 && strcmp(tree->revocations->market_id,
+				     tree->info->id) != 0) {
+			report(cfg, "revocation list rejected: it is another "
+			       "market's");
+			tree->revocations =
+				market_revocations_free(tree->revocations);
+		}
 		free(doc);
 	}
 

@@ -17,7 +17,7 @@ fail() { FAIL=$((FAIL + 1)); echo "FAIL - $*"; }
 # check DESCRIPTION COMMAND...: passes when the command succeeds.
 check() {
 	local what=$1; shift
-	if "$@"; then ok "$what"; else fail "$what"; fi
+	if "$@" >/dev/null; then ok "$what"; else fail "$what"; fi
 }
 
 # check_eq DESCRIPTION EXPECTED ACTUAL

@@ -190,9 +190,9 @@ check_eq "other files still read" "OK" \
 check "integrity failure logged with its segment" \
 	jq -e -s 'any(.[]; .event=="integrity" and .file=="victim.bin"
 		and (.detail|test("segment 1")))' "$LOG"
-check "missing object logged as a denied open" \
-	jq -e -s 'any(.[]; .event=="open" and .file=="gone.bin"
-		and .decision=="deny" and .errno=="EIO")' "$LOG"
+check "missing object logged as a failed fetch" \
+	jq -e -s 'any(.[]; .event=="integrity" and .file=="gone.bin"
+		and .errno=="EIO" and (.detail|test("fetch")))' "$LOG"
 
 # The access log.
 check "an allowed open names licence, version, user, pid, exe" \
