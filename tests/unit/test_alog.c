@@ -167,7 +167,8 @@ static void test_alog_records_chain_in_order(void **state)
 	static const char *const keys[] = {
 		"seq", "time", "event", "decision", "reason", "errno", "uid",
 		"gid", "user", "pid", "exe", "dataset", "version", "file",
-		"licence", "bytes", "duration_ms", "detail", "prev",
+		"licence", "bytes", "duration_ms", "detail", "host_key",
+		"count", "sig", "prev", "hash",
 	};
 	struct alog *log = NULL;
 	struct lines l;
@@ -188,7 +189,7 @@ static void test_alog_records_chain_in_order(void **state)
 	assert_true(l.ends_in_newline);
 	for (i = 0; i < l.n; i++) {
 		assert_int_equal(seq_of(l.v[i]), (int64_t)i + 1);
-		/* Keys in the documented order, "prev" last. */
+		/* Keys in the documented order, "hash" last. */
 		p = l.v[i];
 		for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
 			snprintf(pat, sizeof(pat), "\"%s\":", keys[k]);
@@ -424,7 +425,7 @@ static void test_alog_fields_appear_as_set(void **state)
 	assert_true(json_is_null(json_object_get(o, "bytes")));
 	assert_true(json_is_null(json_object_get(o, "duration_ms")));
 	assert_true(json_is_null(json_object_get(o, "detail")));
-	assert_int_equal(json_object_size(o), 19);
+	assert_int_equal(json_object_size(o), 23);
 	json_decref(o);
 
 	o = parse(l.v[2]);
