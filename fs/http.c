@@ -20,6 +20,10 @@
  * - The bearer token is read once, kept in memory, sent only over https
  *   (curl's own bearer auth, which is not replayed to another host on a
  *   redirect), never logged, and wiped on http_free().
+ * - A ranged read with a validator (http_get_range_validated) sends
+ *   If-Range with the object's first strong ETag or Last-Modified and
+ *   refuses an answer whose ETag or Last-Modified differs, so the bytes
+ *   of one open object never come from two versions.
  * - Retries with exponential backoff and jitter live in one place,
  *   http_perform_retry(); only transient failures are retried.
  * - The cause of the last failure on a thread is kept in a thread-local
@@ -55,8 +59,22 @@
 #define HTTP_LOW_SPEED_TIME	30
 #define HTTP_URL_MAX		8192
 #define HTTP_ERROR_MAX		256
+/* A POST answer's body larger than this is cut off. */
+#define HTTP_POST_ANSWER_MAX	65536
+/* Longest ETag or Last-Modified value remembered; longer ones are ignored. */
+#define HTTP_VALIDATOR_MAX	128
 
 struct http_slot;
+
+/*
+ * What one object's first ranged answer said about its version.  lock
+ * guards both strings; an empty string means "not known".
+ */
+struct http_validator {
+	pthread_mutex_t lock;
+	char etag[HTTP_VALIDATOR_MAX];	/* as sent, quotes and W/ kept */
+	char last_modified[HTTP_VALIDATOR_MAX];
+};
 
 struct http {
 	char *cafile;
@@ -607,6 +625,9 @@ struct sink {
 	char want_range[64];	/* FIXED over https: "bytes S-E/" */
 	bool range_seen;
 	bool range_ok;
+	struct http_validator *v;	/* FIXED over https, or NULL */
+	char etag[HTTP_VALIDATOR_MAX];	/* this answer's, "" if none */
+	char last_modified[HTTP_VALIDATOR_MAX];
 };
 
 static size_t sink_write(char *data, size_t size, size_t nmemb, void *arg)
@@ -654,7 +675,33 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* Watch Content-Range on ranged https requests. */
+/*
+ * Copy a header's value without surrounding blanks or the line end into
+ * out (HTTP_VALIDATOR_MAX bytes); a value too long or holding a control
+ * character is dropped ("" in out), so it is never used nor compared.
+ */
+static void header_value(const char *v, size_t n, char *out)
+{
+	size_t i;
+
+	while (n > 0 && (*v == ' ' || *v == '\t')) {
+		v++;
+		n--;
+	}
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t' ||
+			 v[n - 1] == '\r' || v[n - 1] == '\n'))
+		n--;
+	out[0] = '\0';
+	if (n == 0 || n >= HTTP_VALIDATOR_MAX)
+		return;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] == 0x7f)
+			return;
+	memcpy(out, v, n);
+	out[n] = '\0';
+}
+
+/* Watch Content-Range (and the validators) on ranged https requests. */
 static size_t sink_header(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct sink *s = arg;
@@ -665,6 +712,16 @@ static size_t sink_header(char *data, size_t size, size_t nmemb, void *arg)
 	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
 		s->range_seen = false;
 		s->range_ok = false;
+		s->etag[0] = '\0';
+		s->last_modified[0] = '\0';
+		return n;
+	}
+	if (n >= 5 && strncasecmp(data, "etag:", 5) == 0) {
+		header_value(data + 5, n - 5, s->etag);
+		return n;
+	}
+	if (n >= 14 && strncasecmp(data, "last-modified:", 14) == 0) {
+		header_value(data + 14, n - 14, s->last_modified);
 		return n;
 	}
 	if (n < 14 || strncasecmp(data, "content-range:", 14) != 0)
@@ -694,6 +751,78 @@ static size_t sink_header(char *data, size_t size, size_t nmemb, void *arg)
 	if (i == n)
 		s->range_ok = true;
 	return n;
+}
+
+/*
+ * Compare a ranged answer's validators with what v remembers, or record
+ * them in v when it is still empty.  Both are compared when both are
+ * known: a server that ignores If-Range must still not mix versions.
+ */
+static int validator_check(const struct sink *s)
+{
+	struct http_validator *v = s->v;
+	int r = 0;
+
+	pthread_mutex_lock(&v->lock);
+	if (!v->etag[0] && !v->last_modified[0]) {
+		memcpy(v->etag, s->etag, sizeof(v->etag));
+		memcpy(v->last_modified, s->last_modified,
+		       sizeof(v->last_modified));
+	} else if (v->etag[0] && strcmp(v->etag, s->etag) != 0) {
+		set_error("object changed (ETag %s, was %s)",
+			  s->etag[0] ? s->etag : "none", v->etag);
+		r = -ESTALE;
+	} else if (v->last_modified[0] &&
+		   strcmp(v->last_modified, s->last_modified) != 0) {
+		set_error("object changed (Last-Modified %s, was %s)",
+			  s->last_modified[0] ? s->last_modified : "none",
+			  v->last_modified);
+		r = -ESTALE;
+	}
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+/*
+ * The If-Range header for v: its strong ETag, else its Last-Modified
+ * (RFC 9110 13.1.5 allows no weak ETag there).  "" when v knows nothing.
+ */
+static void validator_if_range(struct http_validator *v, char *out,
+			       size_t outlen)
+{
+	out[0] = '\0';
+	pthread_mutex_lock(&v->lock);
+	if (v->etag[0] && strncmp(v->etag, "W/", 2) != 0)
+		snprintf(out, outlen, "If-Range: %s", v->etag);
+	else if (v->last_modified[0])
+		snprintf(out, outlen, "If-Range: %s", v->last_modified);
+	pthread_mutex_unlock(&v->lock);
+}
+
+int http_validator_new(struct http_validator **ret_v)
+{
+	struct http_validator *v;
+	int err;
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	err = pthread_mutex_init(&v->lock, NULL);
+	if (err) {
+		free(v);
+		return -err;
+	}
+	*ret_v = v;
+	return 0;
+}
+
+struct http_validator *http_validator_free(struct http_validator *v)
+{
+	if (!v)
+		return NULL;
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+	return NULL;
 }
 
 /* Outcome of one attempt. */
@@ -854,6 +983,10 @@ static enum attempt classify(struct http_slot *slot, const struct sink *s,
 				*ret_err = -EIO;
 				return ATTEMPT_RETRY;
 			}
+			if (s->v && validator_check(s) < 0) {
+				*ret_err = -EIO;
+				return ATTEMPT_RETRY;
+			}
 		} else if (status != 200) {
 			set_error("HTTP %ld", status);
 			*ret_err = -EIO;
@@ -905,6 +1038,8 @@ static int http_perform_retry(struct http *h, const char *url,
 			      struct sink *s, uint64_t off)
 {
 	struct http_slot *slot;
+	struct curl_slist *hdrs;
+	char if_range[HTTP_VALIDATOR_MAX + 16];
 	enum attempt a;
 	CURLcode c;
 	int attempt, r;
@@ -938,6 +1073,9 @@ static int http_perform_retry(struct http *h, const char *url,
 		s->bad_status = false;
 		s->range_seen = false;
 		s->range_ok = false;
+		s->etag[0] = '\0';
+		s->last_modified[0] = '\0';
+		hdrs = NULL;
 		c = curl_easy_setopt(slot->easy, CURLOPT_WRITEFUNCTION,
 				     sink_write);
 		if (c == CURLE_OK)
@@ -964,12 +1102,29 @@ static int http_perform_retry(struct http *h, const char *url,
 		}
 		if (c == CURLE_OK && s->mode == SINK_NONE)
 			c = curl_easy_setopt(slot->easy, CURLOPT_NOBODY, 1L);
+		/* A changed object answers 200 to If-Range: refused below. */
+		if (c == CURLE_OK && s->v && s->https) {
+			validator_if_range(s->v, if_range, sizeof(if_range));
+			if (if_range[0]) {
+				hdrs = curl_slist_append(NULL, if_range);
+				c = hdrs ? curl_easy_setopt(slot->easy,
+							    CURLOPT_HTTPHEADER,
+							    hdrs) :
+				    CURLE_OUT_OF_MEMORY;
+			}
+		}
 		if (c != CURLE_OK) {
+			curl_slist_free_all(hdrs);
 			set_error("curl: %s", curl_easy_strerror(c));
 			return c == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EIO;
 		}
 
 		c = curl_easy_perform(slot->easy);
+		if (hdrs) {
+			(void)curl_easy_setopt(slot->easy, CURLOPT_HTTPHEADER,
+					       NULL);
+			curl_slist_free_all(hdrs);
+		}
 		a = classify(slot, s, url, c, off, &r);
 		if (a == ATTEMPT_OK) {
 			http_error[0] = '\0';	/* earlier tries failed */
@@ -1015,8 +1170,15 @@ int http_get(struct http *h, const char *url, size_t max,
 int http_get_range(struct http *h, const char *url, uint64_t off,
 		   size_t len, uint8_t *buf)
 {
+	return http_get_range_validated(h, url, NULL, off, len, buf);
+}
+
+int http_get_range_validated(struct http *h, const char *url,
+			     struct http_validator *v, uint64_t off,
+			     size_t len, uint8_t *buf)
+{
 	struct sink s = { .mode = SINK_FIXED, .buf = buf, .max = len,
-			  .cap = len };
+			  .cap = len, .v = v };
 
 	if (!h || !buf)
 		return -EINVAL;
@@ -1052,4 +1214,83 @@ int http_size(struct http *h, const char *url, uint64_t *ret_size)
 	}
 	*ret_size = (uint64_t)cl;
 	return 0;
+}
+
+/* Count and drop an answer's body (a witness has nothing to tell us). */
+static size_t sink_discard(char *data, size_t size, size_t nmemb, void *arg)
+{
+	size_t *seen = arg, n = size * nmemb;
+
+	(void)data;
+	*seen += n;
+	return *seen > HTTP_POST_ANSWER_MAX ? 0 : n;
+}
+
+int http_post(struct http *h, const char *url, const char *content_type,
+	      const void *body, size_t len)
+{
+	struct curl_slist *hdrs = NULL;
+	struct http_slot *slot;
+	char ctype[128];
+	size_t seen = 0;
+	long status = 0;
+	CURLcode c;
+	int r;
+
+	http_error[0] = '\0';
+	if (!h || !url || !content_type || (!body && len))
+		return -EINVAL;
+	if (!is_https(url)) {
+		set_error("scheme not allowed");
+		return -EPERM;
+	}
+	if (strlen(url) > HTTP_URL_MAX || has_ctl(url) ||
+	    has_ctl(content_type) || len > (size_t)LONG_MAX)
+		return -EINVAL;
+	r = slot_get(h, &slot);
+	if (r < 0) {
+		set_error("cannot make a curl handle");
+		return r;
+	}
+	curl_easy_reset(slot->easy);
+	slot->errbuf[0] = '\0';
+	r = setup_easy(h, slot, url);
+	if (r < 0)
+		return r;
+	snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type);
+	hdrs = curl_slist_append(NULL, ctype);
+	if (!hdrs)
+		return -ENOMEM;
+	c = curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDS, body ? body : "");
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDSIZE,
+				     (long)len);
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(slot->easy, CURLOPT_HTTPHEADER, hdrs);
+	/* A redirect would turn the POST into a GET: refuse it. */
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(slot->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(slot->easy, CURLOPT_WRITEFUNCTION,
+				     sink_discard);
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(slot->easy, CURLOPT_WRITEDATA, &seen);
+	if (c == CURLE_OK)
+		c = curl_easy_perform(slot->easy);
+	curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_setopt(slot->easy, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hdrs);
+
+	if (c == CURLE_OUT_OF_MEMORY)
+		return -ENOMEM;
+	if (c != CURLE_OK && !(c == CURLE_WRITE_ERROR && status)) {
+		set_error("%s", slot->errbuf[0] ? slot->errbuf :
+			  curl_easy_strerror(c));
+		return -EAGAIN;
+	}
+	if (status >= 200 && status < 300)
+		return 0;
+	set_error("HTTP %ld", status);
+	return status_is_transient(status) || status < 200 ? -EAGAIN :
+	       -EREMOTEIO;
 }

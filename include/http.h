@@ -98,8 +98,41 @@ int http_get(struct http *h, const char *url, size_t max,
 int http_get_range(struct http *h, const char *url, uint64_t off,
 		   size_t len, uint8_t *buf);
 
+/*
+ * What a ranged reader remembers of one object so that its bytes can
+ * never come from two versions: the first 206 answer's strong ETag (or
+ * its Last-Modified).  Every later ranged request on it sends If-Range
+ * with that validator, and an answer whose ETag or Last-Modified differs
+ * is refused (-EIO after retries, "object changed").  Thread-safe: one
+ * validator is shared by every reader of one open object.
+ */
+struct http_validator;
+
+int http_validator_new(struct http_validator **ret_v);
+/* NULL-safe; returns NULL. */
+struct http_validator *http_validator_free(struct http_validator *v);
+
+/*
+ * http_get_range() checked against (and recording into) v; v may be
+ * NULL, which is http_get_range().  Validators are used over https only.
+ */
+int http_get_range_validated(struct http *h, const char *url,
+			     struct http_validator *v, uint64_t off,
+			     size_t len, uint8_t *buf);
+
 /* Size of a resource (HEAD or stat), for tools and checks. */
 int http_size(struct http *h, const char *url, uint64_t *ret_size);
+
+/*
+ * POST len bytes of body to an https:// URL, once (no retries, no
+ * redirects; the caller decides when to try again).  0 for a 2xx
+ * answer; -EREMOTEIO when the server answered with another status
+ * that retrying will not change (4xx); -EAGAIN for what may pass
+ * (no connection, timeout, TLS failure, 5xx, 408, 429); -EPERM for a
+ * URL that is not https://.  The answer's body is read and dropped.
+ */
+int http_post(struct http *h, const char *url, const char *content_type,
+	      const void *body, size_t len);
 
 /* Why the last call on this thread failed; never NULL. */
 const char *http_last_error(void);
