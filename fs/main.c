@@ -18,11 +18,15 @@
 
 #include "alog.h"
 #include "c4gh.h"
+#include "cache.h"
 #include "cipher.h"
+#include "config.h"
 #include "fsops.h"
 #include "http.h"
 #include "log.h"
+#include "policy.h"
 #include "tree.h"
+#include "trust.h"
 #include "util.h"
 
 #define KEY_FILE_MAX	(64u << 10)
@@ -56,9 +60,22 @@ static void usage_full(void)
 "  cafile=FILE            CA bundle for an https:// market\n"
 "  pinned_key=sha256//..  pin the https server's public key\n"
 "  token_file=FILE        bearer token for an https:// market (mode 0600)\n"
+"  site_policy=FILE       which local users and groups may open which\n"
+"                         datasets on an allow_other mount (JSON)\n"
+"  refresh=SECONDS        reload licences and revocations this often\n"
+"                         (default 600; 0: only on SIGHUP)\n"
+"  cache_dir=DIR          disk cache of verified ciphertext (default\n"
+"                         $XDG_CACHE_HOME/marketfs, /var/cache/marketfs\n"
+"                         for root)\n"
+"  cache_size=SIZE        its bound, with K, M or G (default 1G; 0: none)\n"
 "\n"
 "Any other -o option goes to FUSE (allow_other, default_permissions...).\n"
-"Unmount with: fusermount3 -u MOUNTPOINT\n");
+"Options are also read from /etc/marketfs/marketfs.conf and\n"
+"$XDG_CONFIG_HOME/marketfs/config; the command line wins.\n"
+"Unmount with: fusermount3 -u MOUNTPOINT\n"
+"\n"
+"Exit status: 0 mounted (with -f: served, then unmounted), 1 failure,\n"
+"2 usage or configuration error, 3 the key or its passphrase is wrong.\n");
 }
 
 /* $XDG_<var> or ~/<fallback>, then /marketfs/<leaf>. */
@@ -199,11 +216,34 @@ static void on_report(void *ctx, const char *line)
 		log_error("ACCESS LOG CANNOT BE WRITTEN: '%s'", line);
 }
 
-static struct alog *open_access_log(const char *path)
+/* ---- access log options (alog.h): begin ---- */
+static const char usage_log[] =
+"access log options (-o), see docs/access-log.md:\n"
+"  host_key=FILE          Ed25519 key that signs checkpoints (default\n"
+"                         STATE_DIR/host.key, made on first use)\n"
+"  log_checkpoint_interval=SECONDS  seal the log this often (default\n"
+"                         300; 0: only at unmount)\n"
+"  log_max_size=SIZE      rotate past SIZE (K, M, G; default 64M; 0: never)\n"
+"  log_warn_free=SIZE     warn when the log's disk has less free\n"
+"                         (default: a tenth of it)\n"
+"  syslog                 mirror every record to syslog (authpriv)\n"
+"  witness=URL            POST each checkpoint to this https:// URL\n"
+"  witness_cafile=FILE    CA bundle for the witness\n"
+"  witness_spool=FILE     unsent checkpoints (default ACCESS_LOG.witness)\n";
+
+static struct alog *open_access_log(const char *path,
+				    struct alog_options *aopt,
+				    const char *state_dir)
 {
 	struct alog *alog = NULL;
 	char *dir;
 	int r;
+
+	if (!aopt->host_key && state_dir &&
+	    asprintf(&aopt->host_key, "%s/host.key", state_dir) < 0)
+		aopt->host_key = NULL;
+	/* The timer and witness threads start after fuse_daemonize(). */
+	aopt->defer_threads = 1;
 
 	dir = strdup(path);
 	if (!dir)
@@ -214,13 +254,51 @@ static struct alog *open_access_log(const char *path)
 	}
 	free(dir);
 
-	r = alog_open(path, &alog);
+	r = alog_open_opts(path, aopt, &alog);
 	if (r < 0) {
-		log_error("cannot open the access log '%s': %s", path,
+		log_error("cannot open the access log '%s' (host key '%s'): "
+			  "%s", path, aopt->host_key ? aopt->host_key : "-",
 			  strerror(-r));
 		return NULL;
 	}
 	return alog;
+}
+/* ---- access log options: end ---- */
+
+/*
+ * The cache of verified ciphertext segments.  A disk directory that
+ * cannot be used is only a warning: segments then come from the market
+ * every time (and from memory).  NULL only when out of memory.
+ */
+static struct cache *open_cache(const struct fsops_options *opt,
+				uint64_t size, struct http *http)
+{
+	struct cache_options copt = { 0 };
+	struct cache *cache = NULL;
+	char *dir = NULL;
+	int r;
+
+	if (size > 0 && opt->cache_dir) {
+		dir = strdup(opt->cache_dir);
+		if (dir && make_absolute(&dir) < 0) {
+			free(dir);
+			dir = NULL;
+		}
+	} else if (size > 0) {
+		(void)cache_default_dir(&dir);
+	}
+	copt.dir = dir;
+	copt.size = size;
+	copt.workers = CACHE_DEFAULT_WORKERS;
+	r = cache_new(&copt, http, &cache);
+	if (r < 0 && dir) {
+		log_warn("cache: cannot use '%s': %s, caching in memory only",
+			 dir, strerror(-r));
+		copt.dir = NULL;
+		r = cache_new(&copt, http, &cache);
+	}
+	free(dir);
+	return r < 0 ? NULL : cache;
 }
 
 static void harden_process(void)
@@ -239,9 +317,16 @@ int main(int argc, char *argv[])
 	struct fsops_config cfg = { 0 };
 	struct tree_config tcfg = { 0 };
 	struct load_report lr = { 0 };
+	struct config_args cargs;
 	struct tree *tree = NULL;
 	struct http *http = NULL;
+	struct cache *cache = NULL;
+	struct policy_site *site = NULL;
+	struct trust *trust = NULL;
+	uint64_t refresh = 600;
+	uint64_t cache_size = CACHE_DEFAULT_SIZE;
 	struct alog *alog = NULL;
+	struct alog_options aopt = { 0 };
 	uint8_t sk[32], pk[32];
 	char msg[TREE_MSG_LEN];
 	int r, status = 1;
@@ -249,20 +334,46 @@ int main(int argc, char *argv[])
 	harden_process();
 	log_init("marketfs", LOG_LVL_INFO);
 
-	r = fsops_parse_args(argc, argv, &opt, msg, sizeof(msg));
+	/*
+	 * Config files (config.c): their entries become -o arguments put
+	 * before the command line's, so that the command line wins.
+	 */
+	r = config_load(argc, argv, &cargs, msg, sizeof(msg));
+	if (r < 0) {
+		fprintf(stderr, "marketfs: %s\n", msg);
+		return 2;
+	}
+	/* End of the config-file step. */
+
+	/* Access-log options (alog.h) are taken out before FUSE's. */
+	aopt.checkpoint_interval = 300;
+	aopt.max_size = 64u << 20;
+	r = alog_options_take(&cargs.argc, cargs.argv, free, &aopt, msg,
+			      sizeof(msg));
+	if (r < 0) {
+		fprintf(stderr, "marketfs: %s\n%s", msg, usage_short);
+		config_args_release(&cargs);
+		return 2;
+	}
+
+	r = fsops_parse_args(cargs.argc, cargs.argv, &opt, msg, sizeof(msg));
 	if (r < 0) {
 		fprintf(stderr, "marketfs: %s\n%s", msg, usage_short);
 		fsops_options_release(&opt);
+		config_args_release(&cargs);
 		return 2;
 	}
 	if (opt.show_help) {
 		usage_full();
+		printf("\n%s", usage_log);	/* access log options */
 		fsops_options_release(&opt);
+		config_args_release(&cargs);
 		return 0;
 	}
 	if (opt.show_version) {
 		printf("marketfs %s\n", MARKETFS_VERSION);
 		fsops_options_release(&opt);
+		config_args_release(&cargs);
 		return 0;
 	}
 	if (opt.debug)
@@ -274,8 +385,34 @@ int main(int argc, char *argv[])
 		goto out_release;
 	}
 
-	if (load_key(&opt, sk, pk) < 0)
+	if (opt.cache_size &&
+	    cache_parse_size(opt.cache_size, &cache_size) < 0) {
+		fprintf(stderr, "marketfs: cache_size '%s' is not a size like "
+			"512M or 2G\n%s", opt.cache_size, usage_short);
+		status = 2;
+		goto out_release;
+	}
+
+	if (opt.refresh && (util_parse_u64(opt.refresh, &refresh) < 0 ||
+			    refresh > 86400 * 365)) {
+		fprintf(stderr, "marketfs: refresh '%s' is not a number of "
+			"seconds\n%s", opt.refresh, usage_short);
+		status = 2;
+		goto out_release;
+	}
+	if (opt.site_policy &&
+	    policy_site_load(opt.site_policy, &site, msg, sizeof(msg)) < 0) {
+		fprintf(stderr, "marketfs: %s\n", msg);
+		status = 2;
+		goto out_release;
+	}
+
+	/* Exit 3: the key or its passphrase is wrong (no restart helps). */
+	r = load_key(&opt, sk, pk);
+	if (r < 0) {
+		status = r == -ENOMEM ? 1 : 3;
 		goto out_wipe;
+	}
 
 	if (http_global_init() < 0) {
 		log_error("cannot initialise libcurl");
@@ -292,8 +429,13 @@ int main(int argc, char *argv[])
 			  "its owner only)" : "");
 		goto out_http;
 	}
+	cache = open_cache(&opt, cache_size, http);
+	if (!cache) {
+		log_error("out of memory");
+		goto out_http;
+	}
 
-	alog = open_access_log(opt.access_log);
+	alog = open_access_log(opt.access_log, &aopt, opt.state_dir);
 	if (!alog)
 		goto out_http;
 
@@ -316,25 +458,38 @@ int main(int argc, char *argv[])
 
 		snprintf(line, sizeof(line), "market key %s trusted on first "
 			 "use and recorded", tree->fingerprint);
-		log_notice("%s", line);
 		on_report(&lr, line);
 	}
 
+	/* The market's remembered state outlives every tree. */
+	trust = tree->trust;
+	tree->owns_trust = 0;
+
 	cfg.tree = tree;
+	cfg.tree_config = &tcfg;
+	cfg.trust = trust;
+	cfg.site = site;
+	cfg.refresh_interval = (int)refresh;
 	cfg.alog = alog;
 	cfg.http = http;
+	cfg.cache = cache;
 	cfg.sk = sk;
+	/* fsops takes the tree over: it frees it once no handle uses it. */
 	status = fsops_run(&opt, &cfg);
-
-	tree_free(tree);
+	trust_free(trust);
 out_alog:
 	alog_close(alog);
 out_http:
+	/* Its read-ahead threads call into http: stop them first. */
+	cache_free(cache);
 	http_free(http);
 	http_global_cleanup();
 out_wipe:
 	cipher_wipe(sk, sizeof(sk));
 out_release:
+	policy_site_free(site);
 	fsops_options_release(&opt);
+	config_args_release(&cargs);
+	alog_options_release(&aopt);
 	return status;
 }

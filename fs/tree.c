@@ -15,6 +15,8 @@
  * and length give.  Files that do not open are reported and left out.
  */
 #include <dirent.h>
+#include <jansson.h>
+#include <sys/mman.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -30,6 +32,7 @@
 #include "market.h"
 #include "timeutil.h"
 #include "tree.h"
+#include "trust.h"
 #include "util.h"
 
 #define DOC_MAX		(64u << 20)	/* largest signed document fetched */
@@ -112,17 +115,36 @@ static struct tree_node *node_child(const struct tree_node *dir,
 static int node_add(struct tree_node *dir, struct tree_node *child)
 {
 	struct tree_node **nc;
-	size_t pos = 0;
+	size_t pos, hi, cap;
+	int c;
 
-	if (node_child(dir, child->name, strlen(child->name)))
-		return -EEXIST;
-	while (pos < dir->nchildren &&
-	       strcmp(dir->children[pos]->name, child->name) < 0)
-		pos++;
+	/*
+	 * Binary search for the place; children usually arrive in order,
+	 * so that is the end and nothing moves.  The array grows by powers
+	 * of two (nchildren alone says the capacity), so a folder of n
+	 * files costs O(n log n) at mount, not O(n^2).
+	 */
+	pos = 0;
+	hi = dir->nchildren;
+	while (pos < hi) {
+		size_t mid = pos + (hi - pos) / 2;
 
-	nc = realloc(dir->children, (dir->nchildren + 1) * sizeof(*nc));
-	if (!nc)
-		return -ENOMEM;
+		c = strcmp(dir->children[mid]->name, child->name);
+		if (c == 0)
+			return -EEXIST;
+		if (c < 0)
+			pos = mid + 1;
+		else
+			hi = mid;
+	}
+
+	nc = dir->children;
+	if ((dir->nchildren & (dir->nchildren - 1)) == 0) {
+		cap = dir->nchildren ? dir->nchildren * 2 : 1;
+		nc = realloc(dir->children, cap * sizeof(*nc));
+		if (!nc)
+			return -ENOMEM;
+	}
 	dir->children = nc;
 	memmove(&nc[pos + 1], &nc[pos], (dir->nchildren - pos) * sizeof(*nc));
 	nc[pos] = child;
@@ -380,6 +402,7 @@ static void dataset_free(struct tree_dataset *ds)
 	market_licence_free(ds->licence);
 	market_manifest_free(ds->manifest);
 	free(ds->problem);
+	json_decref(ds->facts);
 	free(ds);
 }
 
@@ -564,21 +587,16 @@ out_free_rel:
 }
 
 /*
- * Of two licences for one dataset, keep the one a user would want: one
- * valid now over one that is not, then the later expiry, then the higher
- * serial.
+ * Of two licences for one dataset, keep the newer grant: the higher
+ * serial (re-granting is how a buyer moves to a new version or new
+ * terms), then the later expiry.
  */
 static int licence_better(const struct market_licence *a,
-			  const struct market_licence *b, int64_t now)
+			  const struct market_licence *b)
 {
-	int va = now >= a->not_before && now < a->expires;
-	int vb = now >= b->not_before && now < b->expires;
-
-	if (va != vb)
-		return va > vb;
-	if (a->expires != b->expires)
-		return a->expires > b->expires;
-	return a->serial > b->serial;
+	if (a->serial != b->serial)
+		return a->serial > b->serial;
+	return a->expires > b->expires;
 }
 
 static int load_licence(const struct tree_config *cfg, struct tree *tree,
@@ -636,14 +654,13 @@ static struct tree_dataset *find_dataset(struct tree *tree, const char *id)
 	return NULL;
 }
 
-static int take_licence(struct tree *tree, struct market_licence *l,
-			int64_t now)
+static int take_licence(struct tree *tree, struct market_licence *l)
 {
 	struct tree_dataset *ds, **nd;
 
 	ds = find_dataset(tree, l->dataset);
 	if (ds) {
-		if (licence_better(l, ds->licence, now)) {
+		if (licence_better(l, ds->licence)) {
 			market_licence_free(ds->licence);
 			ds->licence = l;
 		} else {
@@ -675,7 +692,6 @@ static int load_licences(const struct tree_config *cfg, struct tree *tree)
 {
 	struct market_index *idx = NULL;
 	char *rel = NULL, *buf = NULL;
-	int64_t now = timeutil_now();
 	size_t len, i;
 	int r;
 
@@ -711,7 +727,7 @@ static int load_licences(const struct tree_config *cfg, struct tree *tree)
 
 		if (load_licence(cfg, tree, idx->ids[i], &l) < 0)
 			continue;
-		r = take_licence(tree, l, now);
+		r = take_licence(tree, l);
 		if (r < 0)
 			goto out_free_index;
 	}
@@ -829,6 +845,185 @@ static int build_market_tree(struct tree *tree)
 	return 0;
 }
 
+/*
+ * Parse a revocation list of this market; 0 with the list, or a negative
+ * errno after reporting why it was not taken.
+ */
+static int parse_revocations(const struct tree_config *cfg,
+			     const struct tree *tree, const char *doc,
+			     size_t len, const char *what,
+			     struct market_revocations **ret)
+{
+	struct market_revocations *rev = NULL;
+	int r;
+
+	r = market_revocations_parse(doc, len, tree->info->sign_pk, &rev);
+	if (r < 0) {
+		report(cfg, "%s revocation list rejected: %s", what,
+		       market_strerror(r));
+		return r;
+	}
+	if (strcmp(rev->market_id, tree->info->id) != 0) {
+		report(cfg, "%s revocation list rejected: it is another "
+		       "market's", what);
+		market_revocations_free(rev);
+		return -EBADMSG;
+	}
+	*ret = rev;
+	return 0;
+}
+
+/*
+ * The revocation list: the market's if it verifies and is not older than
+ * one already seen (its signed time then moves trusted time forward);
+ * otherwise the newest one this host saved, so that neither a market
+ * that is down nor one that serves an old list revives a licence.
+ */
+static int load_revocations(const struct tree_config *cfg, struct tree *tree,
+			    char msg[TREE_MSG_LEN])
+{
+	struct market_revocations *rev = NULL;
+	char *doc = NULL;
+	size_t len;
+	int r;
+
+	if (cfg->trust) {
+		tree->trust = cfg->trust;
+	} else {
+		r = trust_open(cfg->state_dir ? cfg->state_dir : "/nonexistent",
+			       tree->info->id, &tree->trust);
+		if (r < 0) {
+			snprintf(msg, TREE_MSG_LEN, "cannot use the state of "
+				 "market '%s' under '%s': %s", tree->info->id,
+				 cfg->state_dir ? cfg->state_dir : "(none)",
+				 r == -EBADMSG ? "the file is damaged" :
+				 strerror(-r));
+			return r;
+		}
+		tree->owns_trust = 1;
+	}
+
+	r = fetch_doc(cfg, tree->base, "revocations.jws", &doc, &len);
+	if (r < 0)
+		report(cfg, "revocation list cannot be fetched: %s",
+		       http_last_error());
+	if (r == 0 && parse_revocations(cfg, tree, doc, len, "the market's",
+					&rev) == 0) {
+		r = trust_offer_revocations(tree->trust, rev->version,
+					    rev->issued, doc, len);
+		if (r == -ESTALE) {
+			report(cfg, "revocation list version %llu is older "
+			       "than one already seen: rollback refused, "
+			       "using the newer saved list",
+			       (unsigned long long)rev->version);
+			rev = market_revocations_free(rev);
+		} else if (r < 0) {
+			report(cfg, "cannot save the revocation list: %s",
+			       strerror(-r));
+		}
+	}
+	free(doc);
+	doc = NULL;
+	if (rev) {
+		tree->revocations = rev;
+		return 0;
+	}
+
+	/* Offline, or the market's list was not taken: the saved one. */
+	if (trust_saved_revocations(tree->trust, &doc, &len) == 0 &&
+	    parse_revocations(cfg, tree, doc, len, "saved", &rev) == 0) {
+		tree->revocations = rev;
+		tree->revocations_offline = 1;
+	}
+	free(doc);
+	return 0;
+}
+
+/* A licence older than one this host has seen for the dataset: replay. */
+static void check_serial(const struct tree_config *cfg, struct tree *tree,
+			 struct tree_dataset *ds)
+{
+	int r;
+
+	if (!tree->trust)
+		return;
+	r = trust_offer_serial(tree->trust, ds->id, ds->licence->serial);
+	if (r == -ESTALE) {
+		ds->replayed = 1;
+		report(cfg, "licence '%s' for dataset '%s' has serial %llu, "
+		       "older than one already seen: replay refused",
+		       ds->licence->id, ds->id,
+		       (unsigned long long)ds->licence->serial);
+	} else if (r < 0) {
+		report(cfg, "cannot save the licence serial of '%s': %s",
+		       ds->id, strerror(-r));
+	}
+}
+
+/*
+ * Open the facts the market sealed for us in the licence (plaintext
+ * digests).  They are public to the licensee only; failing to open them
+ * loses the xattr, nothing else.
+ */
+static void load_facts(const struct tree_config *cfg, struct tree_dataset *ds)
+{
+	const struct market_licence *l = ds->licence;
+	json_error_t jerr;
+	json_t *o, *files;
+	char *plain = NULL;
+	int in = -1, out = -1, r;
+	off_t size;
+
+	if (!l->facts || l->facts_len == 0)
+		return;
+	in = memfd_create("marketfs-facts", MFD_CLOEXEC);
+	out = memfd_create("marketfs-facts", MFD_CLOEXEC);
+	if (in < 0 || out < 0)
+		goto out_close;
+	if (write(in, l->facts, l->facts_len) != (ssize_t)l->facts_len ||
+	    lseek(in, 0, SEEK_SET) < 0)
+		goto out_close;
+	r = c4gh_decrypt_fd(in, out, cfg->sk);
+	if (r < 0) {
+		report(cfg, "facts of licence '%s' cannot be opened: %s",
+		       l->id, c4gh_strerror(r));
+		goto out_close;
+	}
+	size = lseek(out, 0, SEEK_END);
+	if (size <= 0 || size > (16 << 20) || lseek(out, 0, SEEK_SET) < 0)
+		goto out_close;
+	plain = malloc((size_t)size);
+	if (!plain || read(out, plain, (size_t)size) != size)
+		goto out_free;
+
+	o = json_loadb(plain, (size_t)size, JSON_REJECT_DUPLICATES, &jerr);
+	files = json_object_get(o, "files");
+	if (json_is_object(files))
+		ds->facts = json_incref(files);
+	else
+		report(cfg, "facts of licence '%s' are malformed", l->id);
+	json_decref(o);
+out_free:
+	free(plain);
+out_close:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+}
+
+const char *tree_node_sha256(const struct tree_node *node)
+{
+	json_t *f;
+	const char *hex;
+
+	if (!node->dataset || !node->dataset->facts || !node->mfile)
+		return NULL;
+	f = json_object_get(node->dataset->facts, node->relpath);
+	hex = json_string_value(json_object_get(f, "sha256"));
+	return hex && strlen(hex) == 64 ? hex : NULL;
+}
+
 static int load_market(const struct tree_config *cfg, struct tree *tree,
 		       const char *buf, size_t len, char msg[TREE_MSG_LEN])
 {
@@ -865,21 +1060,9 @@ static int load_market(const struct tree_config *cfg, struct tree *tree,
 		report(cfg, "no catalog: %s", http_last_error());
 	}
 
-	if (fetch_doc(cfg, tree->base, "revocations.jws", &doc, &dlen) == 0) {
-		r = market_revocations_parse(doc, dlen, tree->info->sign_pk,
-					     &tree->revocations);
-		if (r < 0)
-			report(cfg, "revocation list rejected: %s",
-			       market_strerror(r));
-		if (r == 0 && strcmp(tree->revocations->market_id,
-				     tree->info->id) != 0) {
-			report(cfg, "revocation list rejected: it is another "
-			       "market's");
-			tree->revocations =
-				market_revocations_free(tree->revocations);
-		}
-		free(doc);
-	}
+	r = load_revocations(cfg, tree, msg);
+	if (r < 0)
+		return r;
 
 	r = load_licences(cfg, tree);
 	if (r < 0) {
@@ -891,9 +1074,11 @@ static int load_market(const struct tree_config *cfg, struct tree *tree,
 	for (i = 0; i < tree->ndatasets; i++) {
 		struct tree_dataset *ds = tree->datasets[i];
 
+		check_serial(cfg, tree, ds);
 		if (load_manifest(cfg, tree, ds) < 0)
 			report(cfg, "dataset '%s': %s", ds->id,
 			       ds->problem ? ds->problem : "manifest failed");
+		load_facts(cfg, ds);
 	}
 
 	r = build_market_tree(tree);
@@ -1212,6 +1397,8 @@ struct tree *tree_free(struct tree *tree)
 	market_info_free(tree->info);
 	market_catalog_free(tree->catalog);
 	market_revocations_free(tree->revocations);
+	if (tree->owns_trust)
+		trust_free(tree->trust);
 	free(tree->base);
 	free(tree);
 	return NULL;

@@ -13,6 +13,7 @@
 struct tree;
 struct alog;
 struct http;
+struct cache;
 
 /* What the command line said.  Strings are malloc'd or NULL. */
 struct fsops_options {
@@ -26,6 +27,11 @@ struct fsops_options {
 	char *cafile;			/* cafile=FILE */
 	char *pinned_key;		/* pinned_key=sha256//... */
 	char *token_file;		/* token_file=FILE */
+	char *cache_dir;		/* cache_dir=DIR */
+	char *cache_size;		/* cache_size=SIZE (K/M/G) */
+	char *site_policy;		/* site_policy=FILE */
+	char *refresh;			/* refresh=SECONDS */
+	int allow_other;		/* allow_other was given */
 	int foreground;			/* -f */
 	int debug;			/* -d: foreground and FUSE debug */
 	int single_thread;		/* -s */
@@ -42,17 +48,31 @@ int fsops_parse_args(int argc, char *argv[], struct fsops_options *ret,
 		     char *msg, size_t msglen);
 void fsops_options_release(struct fsops_options *opt);
 
+struct tree_config;
+struct trust;
+struct policy_site;
+
 struct fsops_config {
-	struct tree *tree;
+	struct tree *tree;		/* the first tree; fsops takes it over */
 	struct alog *alog;
 	struct http *http;
+	struct cache *cache;		/* verified ciphertext segments */
 	const uint8_t *sk;		/* our Crypt4GH secret key (32) */
+	const struct tree_config *tree_config;	/* for refreshes */
+	struct trust *trust;		/* market state, or NULL (plain) */
+	struct policy_site *site;	/* site policy, or NULL */
+	int refresh_interval;		/* seconds; 0: only on SIGHUP */
 };
 
 /*
  * Mount, detach unless in the foreground (the parent exits only once the
  * mount is live, 0 then), serve until unmounted, unmount.  The mount and
- * unmount are recorded in the access log.  Returns an exit status.
+ * unmount are recorded in the access log.  While mounted, the market is
+ * refreshed every refresh_interval seconds and on SIGHUP (open handles
+ * stay on the tree they opened), and licence ends are watched for: the
+ * kernel's caches of a dataset are invalidated when its licence expires
+ * or is revoked, and "cut" licences stop open handles.  Takes over
+ * cfg->tree (freed when no handle uses it).  Returns an exit status.
  */
 int fsops_run(struct fsops_options *opt, const struct fsops_config *cfg);
 

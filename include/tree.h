@@ -38,6 +38,8 @@ struct tree_dataset {
 	struct market_licence *licence;		/* owned */
 	struct market_manifest *manifest;	/* owned; NULL if not loaded */
 	char *problem;		/* why the manifest is missing, or NULL */
+	int replayed;		/* licence older than one already seen */
+	void *facts;		/* json_t {"path": {"sha256": hex}} or NULL */
 };
 
 struct tree_node {
@@ -65,6 +67,8 @@ struct tree_config {
 	const uint8_t *pk;		/* and its public key (32) */
 	const char *market_key;		/* pinned fingerprint (hex) or NULL */
 	const char *state_dir;		/* where first-use trust is kept */
+	struct trust *trust;		/* the market's remembered state, or
+					 * NULL: tree_load opens it */
 	tree_report_fn report;
 	void *report_ctx;
 };
@@ -80,7 +84,15 @@ struct tree {
 	size_t ndatasets;
 	char fingerprint[MARKET_FP_LEN];	/* market key, market only */
 	int key_first_use;		/* the key was trusted just now */
+	struct trust *trust;		/* market only; see owns_trust */
+	int owns_trust;			/* opened by tree_load: the caller
+					 * takes it over (and clears this) */
+	int revocations_offline;	/* the list is the saved copy */
 };
+
+/* Plaintext SHA-256 (hex) of a market file, from the licence's sealed
+ * facts; NULL when not known. */
+const char *tree_node_sha256(const struct tree_node *node);
 
 #define TREE_MSG_LEN	512
 

@@ -35,7 +35,7 @@ mf_as_root()
 MF_PACKAGES=(
 	meson ninja-build gcc pkg-config
 	libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libjansson-dev
-	libcmocka-dev
+	libcmocka-dev scdoc
 	jq attr python3 sqlite3 dcmtk bcftools samtools nginx openssl
 	faketime libfaketime fio
 )
