@@ -50,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <syslog.h>
@@ -73,6 +74,7 @@
 struct alog {
 	char *path;
 	int fd;
+	int lock_fd;		/* holds <path>.lock: one writer per log */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;		/* a sync ended, exclusive ended */
 	uint64_t seq;			/* of the last record appended */
@@ -307,6 +309,11 @@ static void lookup_caller(const struct alog_event *ev, struct caller_info *ci)
 		ci->has_user = true;
 	}
 
+	if (ev->exe && strlen(ev->exe) < sizeof(ci->exe)) {
+		strcpy(ci->exe, ev->exe);
+		ci->has_exe = true;
+		return;
+	}
 	if (ev->pid <= 0) {
 		strcpy(ci->exe, "unknown");
 		ci->has_exe = true;
@@ -1490,7 +1497,43 @@ static void log_free(struct alog *log)
 	free(log->witness_cafile);
 	free(log->spool);
 	free(log->path);
+	if (log->lock_fd >= 0)
+		close(log->lock_fd);
 	free(log);
+}
+
+/*
+ * Two daemons appending to one log would fork its chain: the second is
+ * refused (-EBUSY) while the first holds the lock file, DIR/.NAME.lock.  flock() locks
+ * stay with the daemon across its detaching fork.
+ */
+static int take_lock(struct alog *log)
+{
+	struct timespec pause = { 0, 100 * 1000 * 1000 };
+	char *lpath = NULL;
+	int i;
+
+	const char *slash = strrchr(log->path, '/');
+
+	/* ".NAME.lock" beside the log, out of the way of NAME.* globs. */
+	if (asprintf(&lpath, "%.*s.%s.lock",
+		     slash ? (int)(slash - log->path + 1) : 0, log->path,
+		     slash ? slash + 1 : log->path) < 0)
+		return -ENOMEM;
+	log->lock_fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY,
+			    0600);
+	free(lpath);
+	if (log->lock_fd < 0)
+		return -errno;
+	/* A daemon just unmounted may still be writing its last records. */
+	for (i = 0; flock(log->lock_fd, LOCK_EX | LOCK_NB) < 0; i++) {
+		if (errno != EWOULDBLOCK)
+			return -errno;
+		if (i == 50)
+			return -EBUSY;
+		nanosleep(&pause, NULL);
+	}
+	return 0;
 }
 
 static struct alog *log_new(const char *path)
@@ -1500,6 +1543,7 @@ static struct alog *log_new(const char *path)
 	if (!log)
 		return NULL;
 	log->fd = -1;
+	log->lock_fd = -1;
 	log->path = strdup(path);
 	pthread_mutex_init(&log->lock, NULL);
 	pthread_mutex_init(&log->wlock, NULL);
@@ -1562,6 +1606,10 @@ int alog_open_opts(const char *path, const struct alog_options *opt,
 		cipher_hex(pk, sizeof(pk), log->pk_hex);
 		log->has_key = true;
 	}
+
+	r = take_lock(log);
+	if (r < 0)
+		goto out_free;
 
 	log->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
 		       O_NOCTTY, 0600);

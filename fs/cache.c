@@ -628,7 +628,8 @@ static int disk_scan(struct cache *c)
 	}
 	closedir(top);
 
-	qsort(all, n, sizeof(*all), cmp_mtime);
+	if (n > 0)	/* qsort() of a NULL array is undefined */
+		qsort(all, n, sizeof(*all), cmp_mtime);
 	pthread_mutex_lock(&c->dlock);
 	for (i = 0; i < n; i++) {
 		d = all[i];

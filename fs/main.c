@@ -255,6 +255,11 @@ static struct alog *open_access_log(const char *path,
 	free(dir);
 
 	r = alog_open_opts(path, aopt, &alog);
+	if (r == -EBUSY) {
+		log_error("the access log '%s' is in use by another marketfs: "
+			  "give each mount its own access_log=FILE", path);
+		return NULL;
+	}
 	if (r < 0) {
 		log_error("cannot open the access log '%s' (host key '%s'): "
 			  "%s", path, aopt->host_key ? aopt->host_key : "-",
@@ -357,6 +362,12 @@ int main(int argc, char *argv[])
 	}
 
 	r = fsops_parse_args(cargs.argc, cargs.argv, &opt, msg, sizeof(msg));
+	if (r < 0 && r != -EINVAL) {
+		fprintf(stderr, "marketfs: %s\n", msg);
+		fsops_options_release(&opt);
+		config_args_release(&cargs);
+		return 1;
+	}
 	if (r < 0) {
 		fprintf(stderr, "marketfs: %s\n%s", msg, usage_short);
 		fsops_options_release(&opt);
@@ -378,6 +389,13 @@ int main(int argc, char *argv[])
 	}
 	if (opt.debug)
 		log_init("marketfs", LOG_LVL_DEBUG);
+
+	/* Before any passphrase is asked: libfuse must take its options. */
+	if (fsops_check_fuse_args(&opt) < 0) {
+		fprintf(stderr, "%s", usage_short);
+		status = 2;
+		goto out_release;
+	}
 
 	if (set_defaults(&opt) < 0 || make_absolute(&opt.access_log) < 0 ||
 	    make_absolute(&opt.state_dir) < 0) {

@@ -232,11 +232,77 @@ const char *tree_node_dataset_id(const struct tree_node *node)
 
 /* ---- fetching documents ---- */
 
+/*
+ * Where the last good copy of a market document is kept for starting
+ * offline: STATE_DIR/offline/<first 16 hex of SHA-256(base)>/<rel, with
+ * '/' as '%'>.  Every document is signed and verified again when used;
+ * trusted time and revocation freshness bound how long they serve.
+ */
+static int offline_path(const struct tree_config *cfg, const char *base,
+			const char *rel, char **ret_dir, char **ret_path)
+{
+	uint8_t digest[32];
+	char hex[65], *flat, *p;
+
+	if (!cfg->state_dir || cipher_sha256(base, strlen(base), digest) < 0)
+		return -ENOENT;
+	cipher_hex(digest, 8, hex);
+	flat = strdup(rel);
+	if (!flat)
+		return -ENOMEM;
+	for (p = flat; *p; p++)
+		if (*p == '/')
+			*p = '%';
+	if (asprintf(ret_dir, "%s/offline/%s", cfg->state_dir, hex) < 0) {
+		free(flat);
+		return -ENOMEM;
+	}
+	if (asprintf(ret_path, "%s/%s", *ret_dir, flat) < 0) {
+		free(*ret_dir);
+		free(flat);
+		return -ENOMEM;
+	}
+	free(flat);
+	return 0;
+}
+
+static void offline_save(const struct tree_config *cfg, const char *base,
+			 const char *rel, const uint8_t *buf, size_t len)
+{
+	char *dir = NULL, *path = NULL;
+
+	if (strncmp(base, "https://", 8) != 0)
+		return;		/* a local market is its own copy */
+	if (offline_path(cfg, base, rel, &dir, &path) < 0)
+		return;
+	if (util_mkdir_p(dir, 0700) == 0)
+		(void)util_write_file_atomic(path, buf, len, 0600);
+	free(dir);
+	free(path);
+}
+
+static int offline_load(const struct tree_config *cfg, const char *base,
+			const char *rel, char **ret_buf, size_t *ret_len)
+{
+	char *dir = NULL, *path = NULL;
+	int r;
+
+	if (strncmp(base, "https://", 8) != 0)
+		return -ENOENT;
+	r = offline_path(cfg, base, rel, &dir, &path);
+	if (r < 0)
+		return r;
+	r = util_read_file(path, DOC_MAX, ret_buf, ret_len);
+	free(dir);
+	free(path);
+	return r;
+}
+
 static int fetch_doc(const struct tree_config *cfg, const char *base,
 		     const char *rel, char **ret_buf, size_t *ret_len)
 {
 	uint8_t *buf = NULL;
-	char *url = NULL;
+	char *url = NULL, why[256];
 	size_t len = 0;
 	int r;
 
@@ -246,12 +312,23 @@ static int fetch_doc(const struct tree_config *cfg, const char *base,
 
 	r = http_get(cfg->http, url, DOC_MAX, &buf, &len);
 	free(url);
-	if (r < 0)
-		return r;
+	if (r == 0) {
+		offline_save(cfg, base, rel, buf, len);
+		*ret_buf = (char *)buf;
+		*ret_len = len;
+		return 0;
+	}
 
-	*ret_buf = (char *)buf;
-	*ret_len = len;
-	return 0;
+	/* Unreachable, not absent: the last copy this host saw, if any. */
+	if (r != -ENOENT && r != -EPERM) {
+		snprintf(why, sizeof(why), "%s", http_last_error());
+		if (offline_load(cfg, base, rel, ret_buf, ret_len) == 0) {
+			report(cfg, "market unreachable (%s): using the saved "
+			       "copy of '%s'", why, rel);
+			return 0;
+		}
+	}
+	return r;
 }
 
 /* ---- first-use trust of the market key ---- */
@@ -454,8 +531,9 @@ static char *terms_text(const struct tree *tree, const struct tree_dataset *ds)
 	return text;
 }
 
-static int add_text(struct tree_node *dir, const char *name, char *text,
-		    struct tree_dataset *ds, int64_t mtime)
+static int add_text(struct tree_node *dir, const char *name,
+		    const char *relpath, char *text, struct tree_dataset *ds,
+		    int64_t mtime)
 {
 	struct tree_node *n;
 	int r;
@@ -471,7 +549,7 @@ static int add_text(struct tree_node *dir, const char *name, char *text,
 	n->size = strlen(text);
 	n->dataset = ds;
 	n->mtime = mtime;
-	n->relpath = strdup(name);
+	n->relpath = strdup(relpath);
 	if (!n->relpath) {
 		node_free(n);
 		return -ENOMEM;
@@ -816,8 +894,8 @@ static int build_market_tree(struct tree *tree)
 			if (r < 0)
 				return r;
 		}
-		r = add_text(d, MARKET_TERMS_FILE, terms_text(tree, ds), ds,
-			     ds->licence->issued);
+		r = add_text(d, MARKET_TERMS_FILE, MARKET_TERMS_FILE,
+			     terms_text(tree, ds), ds, ds->licence->issued);
 		if (r < 0)
 			return r;
 	}
@@ -825,6 +903,7 @@ static int build_market_tree(struct tree *tree)
 	for (i = 0; tree->catalog && i < tree->catalog->ndatasets; i++) {
 		const struct market_listing *l = &tree->catalog->datasets[i];
 		struct tree_node *d;
+		char *rel = NULL;
 
 		d = node_new(l->id, TREE_DIR);
 		if (!d)
@@ -837,8 +916,11 @@ static int build_market_tree(struct tree *tree)
 				continue;
 			return r;
 		}
-		r = add_text(d, "README", catalog_readme(tree, l), NULL,
+		if (asprintf(&rel, "catalog/%s/README", l->id) < 0)
+			return -ENOMEM;
+		r = add_text(d, "README", rel, catalog_readme(tree, l), NULL,
 			     tree->catalog->issued);
+		free(rel);
 		if (r < 0)
 			return r;
 	}
@@ -1326,6 +1408,13 @@ static int load_plain(const struct tree_config *cfg, struct tree *tree,
 	if (r < 0)
 		snprintf(msg, TREE_MSG_LEN, "reading folder '%s' failed: %s",
 			 dir, strerror(-r));
+	/* A mistyped path must not look like "you own nothing". */
+	if (r == 0 && tree->root->nchildren == 0) {
+		snprintf(msg, TREE_MSG_LEN, "'%s' is not a market (no "
+			 "market.jws) and holds no Crypt4GH file that opens "
+			 "with this key", dir);
+		r = -ENOENT;
+	}
 	free(dir);
 	return r;
 }

@@ -7,12 +7,14 @@
  * revocation list's signed time and version, and licence serials.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "trust.h"
 #include "util.h"
@@ -38,6 +40,28 @@ static int64_t clock_seconds(clockid_t id)
 	if (clock_gettime(id, &ts) < 0)
 		return 0;
 	return (int64_t)ts.tv_sec;
+}
+
+/*
+ * Seconds since boot, from the kernel's /proc/uptime rather than
+ * clock_gettime(): a library preloaded into the daemon (libfaketime) can
+ * fake every clock call, but not what the kernel writes in a file.
+ */
+static int64_t boot_seconds(void)
+{
+	char buf[64];
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/uptime", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return clock_seconds(CLOCK_BOOTTIME);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return clock_seconds(CLOCK_BOOTTIME);
+	buf[n] = '\0';
+	return (int64_t)strtoll(buf, NULL, 10);
 }
 
 static char this_boot[64];
@@ -223,7 +247,7 @@ int trust_offer_revocations(struct trust *t, uint64_t version,
 	/* A signed time moves the floor up, never down. */
 	if (issued > t->floor) {
 		t->floor = issued;
-		t->floor_boot = clock_seconds(CLOCK_BOOTTIME);
+		t->floor_boot = boot_seconds();
 		read_boot_id(t->boot_id);
 	}
 	r = save(t);
@@ -298,8 +322,7 @@ void trust_time_now(struct trust *t, struct trust_time *ret)
 		 * backwards (faked) counts as no time passed.
 		 */
 		if (boot_id[0] && strcmp(boot_id, t->boot_id) == 0) {
-			int64_t elapsed = clock_seconds(CLOCK_BOOTTIME) -
-					  t->floor_boot;
+			int64_t elapsed = boot_seconds() - t->floor_boot;
 
 			if (elapsed > 0)
 				expected = t->floor + elapsed;

@@ -128,6 +128,9 @@ struct alog_event {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;		/* user name and executable are looked up */
+	const char *exe;	/* the executable when already known (the
+				 * process may be gone by a release), or
+				 * NULL to look it up from pid */
 	const char *dataset;
 	const char *version;
 	const char *file;

@@ -41,12 +41,22 @@ struct fsops_options {
 };
 
 /*
- * Parse argv.  Returns 0, or -EINVAL with a one-line reason in msg for a
- * user's mistake.  Release with fsops_options_release() in every case.
+ * Parse argv and check the mount point (a directory nothing is mounted
+ * on; a dead marketfs mount left there is detached first).  Returns 0,
+ * -EINVAL with a one-line reason in msg for a usage mistake, or another
+ * negative errno with a reason for a mount point that cannot be used.
+ * Release with fsops_options_release() in every case.
  */
 int fsops_parse_args(int argc, char *argv[], struct fsops_options *ret,
 		     char *msg, size_t msglen);
 void fsops_options_release(struct fsops_options *opt);
+
+/*
+ * Check that libfuse takes the FUSE options given, without mounting (so
+ * a typo is reported before a passphrase is asked).  -EINVAL when not;
+ * libfuse has said why through the log.
+ */
+int fsops_check_fuse_args(struct fsops_options *opt);
 
 struct tree_config;
 struct trust;

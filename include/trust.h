@@ -11,7 +11,8 @@
  *
  * Trusted time (design §4): the later of the system clock and the last
  * signed server time plus the time elapsed since on the boot clock (when
- * the host has not rebooted since).  A system clock earlier than the
+ * the host has not rebooted since; read from /proc/uptime, which a
+ * preloaded clock-faking library cannot change).  A system clock earlier than the
  * last signed time by more than TRUST_TOLERANCE is a rollback.  Only
  * signed times are stored; a forward jump of the system clock is never
  * kept as a floor.

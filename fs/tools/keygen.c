@@ -254,6 +254,26 @@ out_free_pass:
 	return EXIT_FAILURE;
 }
 
+/* Make the directory a key file goes in (0700), if it is missing. */
+static int make_parent(const char *path)
+{
+	char *dir = strdup(path), *slash;
+	int r = 0;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		r = util_mkdir_p(dir, 0700);
+		if (r < 0)
+			fprintf(stderr, PROG ": cannot make directory %s: %s\n",
+				dir, strerror(-r));
+	}
+	free(dir);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct options opt = { 0 };
@@ -290,6 +310,10 @@ int main(int argc, char **argv)
 			  remove_old(opt.pk_path) < 0))
 		goto out_wipe;
 
+	/* The usual place, ~/.config/marketfs, may not exist yet. */
+	if (make_parent(opt.sk_path) < 0 || make_parent(opt.pk_path) < 0)
+		goto out_wipe;
+
 	r = c4gh_seckey_write_file(opt.sk_path, sk, pass, passlen,
 				   opt.comment);
 	if (r < 0) {
@@ -305,6 +329,9 @@ int main(int argc, char **argv)
 		(void)unlink(opt.sk_path);
 		goto out_wipe;
 	}
+	printf("secret key: %s (%s)\npublic key: %s (give this one to "
+	       "the market)\n", opt.sk_path, pass ? "passphrase-protected" :
+	       "not protected", opt.pk_path);
 	status = EXIT_SUCCESS;
 
 out_wipe:

@@ -241,7 +241,7 @@ PXPID=$!
 for i in $(seq 1 100); do [ -s "$W/pport" ] && break; sleep 0.1; done
 PPORT=$(cat "$W/pport" 2>/dev/null)
 # Debug output on, to show that the token never appears in it.
-"$BIN/marketfs" -d -o "$BASE,cafile=$W/ca.pem,token_file=$W/token,cache_size=0" \
+"$BIN/marketfs" -d -o "$BASE,access_log=$W/access2.log,cafile=$W/ca.pem,token_file=$W/token,cache_size=0" \
 	"https://127.0.0.1:$PPORT/" "$W/mnt2" >"$W/daemon2.err" 2>&1 &
 for i in $(seq 1 100); do is_mounted "$W/mnt2" && break; sleep 0.1; done
 MOUNTS+=("$W/mnt2")
@@ -308,15 +308,15 @@ check "the daemon still serves after the faults" \
 	cmp -s "$W/src/big/big.bin" "$W/mnt2/datasets/big/big.bin"
 check "failed reads are logged with their cause" \
 	jq -e -s 'any(.[]; .event=="integrity" and .file=="unread.bin"
-		and (.detail|test("fetch failed")))' "$LOG"
+		and (.detail|test("fetch failed")))' "$W/access2.log"
 check "the token never appears in debug output" \
-	bash -c "! grep -q '$TOKEN' '$W/daemon2.err' '$W/daemon1.err' '$LOG'"
+	bash -c "! grep -q '$TOKEN' '$W/daemon2.err' '$W/daemon1.err' '$LOG' '$W/access2.log'"
 fusermount3 -u "$W/mnt2"
 
 # ---- a cache on a small, full file system ---------------------------------
 mkdir -p "$W/small"
 if mount -t tmpfs -o size=512k tmpfs "$W/small" 2>/dev/null; then
-	"$BIN/marketfs" -o "$BASE,cafile=$W/ca.pem,token_file=$W/token,cache_dir=$W/small/c,cache_size=1G" \
+	"$BIN/marketfs" -o "$BASE,access_log=$W/access3.log,cafile=$W/ca.pem,token_file=$W/token,cache_dir=$W/small/c,cache_size=1G" \
 		"$URL" "$W/mnt3"
 	MOUNTS+=("$W/mnt3")
 	check "a full cache file system: every byte still right" \
@@ -384,5 +384,28 @@ for root, _, files in os.walk(cache):
             if d[i:i + 32] in blocks:
                 sys.exit("plaintext in %s at %d" % (f, i))
 PY
+
+# ---- starting offline: saved documents, the warm cache, then the grace ------
+OFF="$BASE,cafile=$W/ca.pem,token_file=$W/token,cache_dir=$W/cache,cache_size=64M"
+"$BIN/marketfs" -o "$OFF" "$URL" "$W/mnt" 2>"$W/offline.err"
+MOUNTS+=("$W/mnt")
+check "server stopped: a new mount starts from the saved documents" \
+	is_mounted "$W/mnt"
+check "server stopped: saying so" grep -q "using the saved copy" "$W/offline.err"
+check "server stopped, fresh daemon: a cached file reads back exact" \
+	cmp -s "$W/src/big/big.bin" "$W/mnt/datasets/big/big.bin"
+fusermount3 -u "$W/mnt"
+# Ten days on, past the revocation list's next update plus the licence's
+# offline grace: a clear refusal, even for what is cached.
+FAKETIME="+10d" LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 \
+	"$BIN/marketfs" -o "$OFF" "$URL" "$W/mnt" 2>>"$W/offline.err"
+check "ten days offline: mounts" is_mounted "$W/mnt"
+check_eq "ten days offline: past the grace, EACCES" EACCES \
+	"$(errno_of "$W/mnt/datasets/big/big.bin")"
+# (jq -R: a kill -9 above may have left a torn line, marked since.)
+check "past the grace: the log says why" jq -e -R -n '[inputs|fromjson?]
+	| any(.[]; .event=="open" and .decision=="deny"
+	and .reason=="revocation list stale")' "$LOG"
+fusermount3 -u "$W/mnt"
 
 finish

@@ -157,8 +157,13 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+	char lock[sizeof(tmpdir) + 32];
+
 	(void)state;
 	unlink(logpath);
+	snprintf(lock, sizeof(lock), "%s/.%s.lock", tmpdir,
+		 strrchr(logpath, '/') + 1);
+	unlink(lock);
 	return rmdir(tmpdir);
 }
 
