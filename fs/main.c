@@ -28,12 +28,14 @@
 #include "tree.h"
 #include "trust.h"
 #include "util.h"
+#include "warm.h"
 
 #define KEY_FILE_MAX	(64u << 10)
 
 static const char usage_short[] =
 	"usage: marketfs [-f] [-d] [-s] [-o OPTION[,OPTION...]] SOURCE "
-	"MOUNTPOINT\n";
+	"MOUNTPOINT\n"
+	"       marketfs --warm PATH...\n";
 
 static void usage_full(void)
 {
@@ -68,6 +70,9 @@ static void usage_full(void)
 "                         $XDG_CACHE_HOME/marketfs, /var/cache/marketfs\n"
 "                         for root)\n"
 "  cache_size=SIZE        its bound, with K, M or G (default 1G; 0: none)\n"
+"\n"
+"--warm PATH... reads every file under the PATHs (in a mount) so that the\n"
+"disk cache holds them before going offline, with a progress bar.\n"
 "\n"
 "Any other -o option goes to FUSE (allow_other, default_permissions...).\n"
 "Options are also read from /etc/marketfs/marketfs.conf and\n"
@@ -338,6 +343,17 @@ int main(int argc, char *argv[])
 
 	harden_process();
 	log_init("marketfs", LOG_LVL_INFO);
+
+	/* marketfs --warm PATH...: not a mount, a reader of one. */
+	if (argc >= 2 && strcmp(argv[1], "--warm") == 0) {
+		if (argc < 3) {
+			fprintf(stderr, "marketfs: --warm needs the files or "
+				"folders of a mount to read\n%s",
+				usage_short);
+			return 2;
+		}
+		return warm_paths(argv + 2, argc - 2, 4);
+	}
 
 	/*
 	 * Config files (config.c): their entries become -o arguments put

@@ -329,6 +329,10 @@ else
 	echo "note: cannot mount a tmpfs here; full-disk case not run"
 fi
 
+# ---- before going offline: warm the cache of a whole dataset ----------------
+out=$("$BIN/marketfs" --warm "$W/mnt/datasets/genomics" 2>&1)
+check "marketfs --warm reads a whole dataset" grep -q "^read \([0-9]*\) of \1 files" <<< "$out"
+
 # ---- offline ------------------------------------------------------------------
 kill "$NGPID"; wait "$NGPID" 2>/dev/null; NGPID=
 kill "$PXPID" 2>/dev/null; PXPID=
