@@ -87,6 +87,7 @@ struct handle {
 	struct tree_node *node;
 	int seat;			/* holds a seat of its dataset */
 	char *exe;			/* the opener's executable, or NULL */
+	struct cached_path *cp;		/* its page-cache slot, or NULL */
 	struct open_file *of;		/* NULL for generated text */
 	uint64_t bytes;			/* read so far (atomic) */
 	struct timespec start;
@@ -419,6 +420,93 @@ static int deny(const struct tree_node *node, const char *reason, int err,
 	ev.reason = reason;
 	ev.detail = detail;
 	return record(&ev, err);
+}
+
+/* ---- the kernel's page cache across versions ---- */
+
+/*
+ * The kernel keeps one page cache per path, shared by every handle on it.
+ * Published versions never change, so pages may stay cached between
+ * opens, but after a refresh one path can have handles on two versions.
+ * So: the handles of the version whose pages are cached use the cache;
+ * an open of another version while such handles exist reads directly
+ * (no page cache), and the first open of a new version once they are
+ * gone flushes the old pages.  A version is known by its manifest's
+ * data digest.
+ */
+struct cached_path {
+	struct cached_path *next;
+	char *path;
+	uint8_t content[32];		/* data digest of the cached version */
+	unsigned int handles;		/* open handles using the cache */
+};
+
+#define CACHED_BUCKETS	4096
+
+static pthread_mutex_t cached_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cached_path *cached[CACHED_BUCKETS];
+
+static size_t cached_bucket(const char *path)
+{
+	size_t h = 5381;
+
+	while (*path)
+		h = h * 33 + (unsigned char)*path++;
+	return h % CACHED_BUCKETS;
+}
+
+/*
+ * Decide how an open of path with this content uses the page cache:
+ * sets fi's keep_cache or direct_io, and returns the slot the handle
+ * holds (release it with cached_put()), or NULL when it holds none.
+ */
+static struct cached_path *cached_get(const char *path,
+				      const uint8_t content[32],
+				      struct fuse_file_info *fi)
+{
+	struct cached_path *c;
+	size_t b = cached_bucket(path);
+
+	pthread_mutex_lock(&cached_lock);
+	for (c = cached[b]; c; c = c->next)
+		if (strcmp(c->path, path) == 0)
+			break;
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (c)
+			c->path = strdup(path);
+		if (!c || !c->path) {
+			free(c);
+			pthread_mutex_unlock(&cached_lock);
+			fi->direct_io = 1;	/* safe without a slot */
+			return NULL;
+		}
+		memcpy(c->content, content, 32);
+		c->next = cached[b];
+		cached[b] = c;
+		fi->keep_cache = 0;	/* nothing known about old pages */
+	} else if (memcmp(c->content, content, 32) == 0) {
+		fi->keep_cache = 1;
+	} else if (c->handles > 0) {
+		pthread_mutex_unlock(&cached_lock);
+		fi->direct_io = 1;	/* another version is being read */
+		return NULL;
+	} else {
+		memcpy(c->content, content, 32);
+		fi->keep_cache = 0;	/* flush the old version's pages */
+	}
+	c->handles++;
+	pthread_mutex_unlock(&cached_lock);
+	return c;
+}
+
+static void cached_put(struct cached_path *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&cached_lock);
+	c->handles--;
+	pthread_mutex_unlock(&cached_lock);
 }
 
 /* ---- the current tree ---- */
@@ -773,7 +861,10 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	}
 
 	/* Published versions never change: their pages may stay cached. */
-	fi->keep_cache = node->mfile != NULL || node->kind == TREE_TEXT;
+	if (node->mfile)
+		h->cp = cached_get(path, node->mfile->data_sha256, fi);
+	else
+		fi->keep_cache = 0;	/* text and plain files may change */
 	fi->fh = (uintptr_t)h;
 	return 0;
 
@@ -907,6 +998,7 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 		open_file_put(h->node);
 	if (h->seat)
 		seat_release(h->node->dataset->id, h->uid);
+	cached_put(h->cp);
 	gen_put(h->gen);
 	free(h->exe);
 	free(h);

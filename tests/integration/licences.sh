@@ -265,5 +265,45 @@ check_eq "list past its validity and no grace: EACCES" EACCES \
 check "stale list logged" jq -e -s 'any(.[]; .reason=="revocation list stale")' "$LOG"
 stop
 
+# Re-published while a file is open: the open handle stays on the version
+# it opened; a new open after the refresh gets the new version.
+mkdir -p "$W/src/cohort-v2"
+randfile "$W/src/cohort-v2/data.bin" $((5 * 1024 * 1024))
+WANT2=$(sha256sum < "$W/src/cohort-v2/data.bin" | cut -d' ' -f1)
+"${MK[@]}" resign "$M" --validity 86400 >/dev/null
+check "mounts before re-publishing" start -- -o "$OPTS"
+python3 - "$F" "$W/hold.ready" "$W/hold.go" > "$W/hold.out" <<'PY' &
+import hashlib, os, sys, time
+path, ready, go = sys.argv[1:4]
+fd = os.open(path, os.O_RDONLY)
+h = hashlib.sha256(os.pread(fd, 65536, 0))
+open(ready, "w").close()
+for _ in range(600):
+	if os.path.exists(go):
+		break
+	time.sleep(0.1)
+off = 65536
+while True:
+	b = os.pread(fd, 1 << 20, off)
+	if not b:
+		break
+	h.update(b)
+	off += len(b)
+print(h.hexdigest())
+PY
+HOLD=$!
+for _ in $(seq 100); do [ -e "$W/hold.ready" ] && break; sleep 0.1; done
+"${MK[@]}" publish "$M" cohort "$W/src/cohort-v2" >/dev/null
+"${MK[@]}" grant "$M" cohort --to "$W/b.pub" >/dev/null
+kill -HUP "$DPID"
+sleep 2
+check_eq "after the refresh a new open reads the new version" \
+	"OK $WANT2" "$(errno_of "$F")"
+touch "$W/hold.go"
+wait $HOLD
+check_eq "the handle opened before it read the old version, unmixed" \
+	"$WANT" "$(cat "$W/hold.out")"
+stop
+
 check "the daemon never crashed" bash -c "! grep -qi 'segmentation\|abort' '$W/daemon.err'"
 finish
