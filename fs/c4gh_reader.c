@@ -215,6 +215,23 @@ static int fetch_run(struct c4gh_reader *r, uint64_t first, uint64_t last,
 
 	/* The callback's own errno goes to the log; the caller sees EIO. */
 	err = r->ops.fetch(r->ops.ctx, coff, cbuf, clen);
+	if (err < 0 && first < last) {
+		/*
+		 * Name the segment that is missing (a truncated or shortened
+		 * object fails the whole run): fetch them one at a time.
+		 */
+		for (idx = first; idx <= last; idx++, off += slen) {
+			slen = seg_cipher_len(r, idx);
+			err = r->ops.fetch(r->ops.ctx,
+					   idx * C4GH_CIPHER_SEGMENT,
+					   cbuf + off, slen);
+			if (err < 0) {
+				set_error(ret_error, err, idx, "fetch");
+				return -EIO;
+			}
+		}
+		off = 0;
+	}
 	if (err < 0) {
 		set_error(ret_error, err, first, "fetch");
 		return -EIO;

@@ -214,6 +214,29 @@ static int open_file_new_plain(const struct fsops_config *cfg,
 	return r;
 }
 
+static int check_object_header(const struct fsops_config *cfg,
+			       const char *url, const struct market_file *f)
+{
+	uint8_t digest[32], *buf;
+	int r;
+
+	if (f->header_len == 0 || f->header_len > C4GH_HEADER_MAX)
+		return -EBADMSG;
+	buf = malloc(f->header_len);
+	if (!buf)
+		return -ENOMEM;
+	r = http_get_range(cfg->http, url, 0, f->header_len, buf);
+	if (r == 0) {
+		r = cipher_sha256(buf, f->header_len, digest);
+		if (r == 0 && !cipher_memeq(digest, f->header_sha256, 32))
+			r = -EBADMSG;
+	} else {
+		r = -EIO;
+	}
+	free(buf);
+	return r;
+}
+
 /*
  * A market file: the header comes from our (signed) licence, the data
  * from the object, and every segment is checked against the digests
@@ -250,6 +273,19 @@ static int open_file_new_market(const struct fsops_config *cfg,
 	if (r < 0)
 		goto out_release_header;
 	of->data_off = f->header_len;
+
+	/*
+	 * Our header comes from the signed licence, so the object's own
+	 * (market-sealed) header is never decrypted; still, one that is
+	 * not the one the manifest binds means the object was tampered
+	 * with or swapped: refuse it.  When it cannot be fetched (offline)
+	 * the segments' digests still guard every byte served.
+	 */
+	r = check_object_header(cfg, of->url, f);
+	if (r == -EBADMSG) {
+		*ret_why = "header digest";
+		goto out_release_header;
+	}
 
 	r = http_url_join(state.base, f->sums, &sums_url);
 	if (r < 0)

@@ -882,7 +882,6 @@ static bool curl_is_transient(CURLcode c)
 	switch (c) {
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_CONNECT:
-	case CURLE_OPERATION_TIMEDOUT:
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 	case CURLE_GOT_NOTHING:
@@ -1031,8 +1030,56 @@ static void backoff(int attempt)
 }
 
 /*
+ * URLs that recently timed out (a server too slow or stalled).  Their
+ * requests fail at once for SLOW_MEMORY seconds, so that the kernel
+ * asking again for the same pages, or read-ahead asking for the next
+ * ones, does not keep a reader waiting a full deadline each time.
+ */
+#define SLOW_SLOTS	32
+#define SLOW_MEMORY	15
+
+static pthread_mutex_t slow_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char url[HTTP_URL_MAX + 1];
+	time_t when;
+} slow[SLOW_SLOTS];
+
+static int slow_recent(const char *url)
+{
+	time_t now = time(NULL);
+	int i, hit = 0;
+
+	pthread_mutex_lock(&slow_lock);
+	for (i = 0; i < SLOW_SLOTS && !hit; i++)
+		hit = slow[i].url[0] && now - slow[i].when < SLOW_MEMORY &&
+		      strcmp(slow[i].url, url) == 0;
+	pthread_mutex_unlock(&slow_lock);
+	return hit;
+}
+
+static void slow_note(const char *url)
+{
+	int i, oldest = 0;
+
+	pthread_mutex_lock(&slow_lock);
+	for (i = 0; i < SLOW_SLOTS; i++) {
+		if (strcmp(slow[i].url, url) == 0) {
+			oldest = i;
+			break;
+		}
+		if (slow[i].when < slow[oldest].when)
+			oldest = i;
+	}
+	snprintf(slow[oldest].url, sizeof(slow[oldest].url), "%s", url);
+	slow[oldest].when = time(NULL);
+	pthread_mutex_unlock(&slow_lock);
+}
+
+/*
  * Run one request described by s, with retries and backoff for
- * transient failures.  The only retry loop in marketfs.
+ * transient failures.  The only retry loop in marketfs.  A timeout is
+ * not retried (a server too slow for the deadline will not be faster
+ * 100 ms later), and is remembered for a while (slow_recent()).
  */
 static int http_perform_retry(struct http *h, const char *url,
 			      struct sink *s, uint64_t off)
@@ -1052,6 +1099,11 @@ static int http_perform_retry(struct http *h, const char *url,
 	if (strlen(url) > HTTP_URL_MAX || has_ctl(url)) {
 		set_error("bad URL");
 		return -EINVAL;
+	}
+	if (slow_recent(url)) {
+		set_error("server too slow: it timed out less than %d s ago",
+			  SLOW_MEMORY);
+		return -EIO;
 	}
 	r = slot_get(h, &slot);
 	if (r < 0) {
@@ -1136,6 +1188,8 @@ static int http_perform_retry(struct http *h, const char *url,
 			  http_error);
 		backoff(attempt);
 	}
+	if (r == -ETIMEDOUT)
+		slow_note(url);
 	/* Past the retries, only the errnos the header names remain. */
 	if (r != -ENOENT && r != -EFBIG && r != -ENOMEM && r != -EPERM &&
 	    !(r == -ETIMEDOUT && s->mode != SINK_FIXED))

@@ -318,6 +318,8 @@ static void harden_process(void)
 	/* Keys and plaintext must never land in a core file. */
 	(void)setrlimit(RLIMIT_CORE, &rl);
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* libcurl would write TLS session secrets where this names. */
+	(void)unsetenv("SSLKEYLOGFILE");
 }
 
 int main(int argc, char *argv[])

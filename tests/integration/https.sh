@@ -195,8 +195,11 @@ check "four concurrent readers get identical bytes" [ $bad -eq 0 ]
 sent=$(awk -v o="/$SHOBJ" '$2 == o && $1 == "GET" { s += $NF } END { print s + 0 }' \
 	"$W/ngx/access.log")
 size=$(stat -c %s "$M/$SHOBJ")
+# Beside the segments, each first open checks the object's small header
+# against the manifest (at most once per reader): far less than one
+# segment twice.
 check "concurrent readers share downloads ($sent bytes for $size)" \
-	[ "$sent" -le "$size" ]
+	[ "$sent" -le $((size + 4 * 1024)) ]
 check "later ranged requests carry If-Range with the object's validator" \
 	grep -Eq '^GET [^ ]+\.c4gh 206 "bytes=[0-9]+-[0-9]+" "[^-]' \
 	"$W/ngx/access.log"
