@@ -2055,6 +2055,8 @@ static void *watch_thread(void *arg)
 	const struct fsops_config *cfg = arg;
 	struct timespec deadline;
 	time_t next_refresh = 0;
+	/* cfg->tree is freed by the first refresh: read it once, now. */
+	int is_market = cfg->tree->is_market;
 
 	if (cfg->refresh_interval > 0)
 		next_refresh = time(NULL) + cfg->refresh_interval;
@@ -2064,7 +2066,7 @@ static void *watch_thread(void *arg)
 		(void)sem_timedwait(&state.wake, &deadline);
 		if (__atomic_load_n(&state.stopping, __ATOMIC_SEQ_CST))
 			break;
-		if (cfg->tree->is_market &&
+		if (is_market &&
 		    (state.refresh_asked ||
 		     (next_refresh && time(NULL) >= next_refresh))) {
 			state.refresh_asked = 0;
