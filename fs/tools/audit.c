@@ -51,6 +51,7 @@ static const char short_usage[] =
 	"       " PROG " summary LOG... [FILTERS]\n"
 	"       " PROG " export LOG... --format csv|json [FILTERS]\n"
 	"       " PROG " report LOG... -o FILE.html [FILTERS]\n"
+	"       " PROG " why LOG... --file PATH [--user U] [--dataset D]\n"
 	"       " PROG " key HOST-KEY-FILE\n";
 
 static void print_help(void)
@@ -69,6 +70,11 @@ static void print_help(void)
 "  summary   opens, denials and bytes per dataset and per user\n"
 "  export    the records as CSV or a JSON array\n"
 "  report    an HTML page with charts (works offline)\n"
+"  why       explain the last decision on a file (for a user): allowed\n"
+"            or refused, and why.  --file takes the path in the dataset\n"
+"            or a path through the mount (.../datasets/DATASET/FILE).\n"
+"            For what an open would get now, read the mount's\n"
+"            user.marketfs.decision extended attribute (getfattr).\n"
 "  key       print the public key of a host key file (state_dir/host.key)\n"
 "\n"
 "Options:\n"
@@ -900,6 +906,101 @@ static int cmd_key(const struct options *o)
 	return 0;
 }
 
+/* ---- why ---------------------------------------------------------------- */
+
+struct why_state {
+	const struct options *o;
+	char *time, *user, *exe, *dataset, *file, *decision, *reason;
+	char *errno_name, *detail, *licence;
+	int64_t uid, pid;
+	uint64_t seq;
+	size_t seen;
+};
+
+static void why_set(char **dst, const char *src)
+{
+	free(*dst);
+	*dst = src ? strdup(src) : NULL;
+}
+
+static int why_one(const struct audit_record *r, void *ctx)
+{
+	struct why_state *w = ctx;
+
+	if (!r->event || strcmp(r->event, "open") != 0 ||
+	    !selected(w->o, r))
+		return 0;
+	w->seen++;
+	w->seq = r->seq;
+	w->uid = r->uid;
+	w->pid = r->pid;
+	why_set(&w->time, r->time);
+	why_set(&w->user, r->user);
+	why_set(&w->exe, r->exe);
+	why_set(&w->dataset, r->dataset);
+	why_set(&w->file, r->file);
+	why_set(&w->decision, r->decision);
+	why_set(&w->reason, r->reason);
+	why_set(&w->errno_name, r->errno_name);
+	why_set(&w->detail, r->detail);
+	why_set(&w->licence, r->licence);
+	return 0;
+}
+
+static int cmd_why(struct options *o)
+{
+	struct why_state w = { .o = o };
+	char *split = NULL;
+	const char *p;
+	int r, status = 0;
+
+	if (!o->file)
+		return usage_error("why needs --file PATH");
+	/* A path through the mount names its dataset too. */
+	p = strstr(o->file, "datasets/");
+	if (p && (p == o->file || p[-1] == '/')) {
+		split = strdup(p + strlen("datasets/"));
+		if (!split)
+			return EXIT_IO;
+		if (strchr(split, '/')) {
+			*strchr(split, '/') = '\0';
+			o->dataset = split;
+			o->file = split + strlen(split) + 1;
+		}
+	}
+
+	r = audit_foreach(o->logs, o->nlogs, why_one, &w);
+	if (r < 0) {
+		fprintf(stderr, PROG ": %s\n", strerror(-r));
+		status = EXIT_IO;
+	} else if (w.seen == 0) {
+		printf("no open of '%s'%s%s%s%s in these logs\n", o->file,
+		       o->dataset ? " in dataset " : "",
+		       o->dataset ? o->dataset : "",
+		       o->user ? " by " : "", o->user ? o->user : "");
+		status = 1;
+	} else {
+		printf("%s: %s (uid %lld, pid %lld, %s) opening '%s' in "
+		       "dataset %s\n", dash(w.time), dash(w.user),
+		       (long long)w.uid, (long long)w.pid, dash(w.exe),
+		       dash(w.file), dash(w.dataset));
+		if (w.decision && strcmp(w.decision, "allow") == 0)
+			printf("  allowed: %s\n", dash(w.reason));
+		else
+			printf("  REFUSED (%s): %s\n", dash(w.errno_name),
+			       dash(w.reason));
+		if (w.detail)
+			printf("  %s\n", w.detail);
+		printf("  licence %s; record seq %llu (%zu matching opens)\n",
+		       dash(w.licence), (unsigned long long)w.seq, w.seen);
+	}
+	free(w.time); free(w.user); free(w.exe); free(w.dataset);
+	free(w.file); free(w.decision); free(w.reason); free(w.errno_name);
+	free(w.detail); free(w.licence);
+	free(split);
+	return status;
+}
+
 /* ---- main ------------------------------------------------------------------------ */
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -984,6 +1085,8 @@ int main(int argc, char **argv)
 		return cmd_report(&o);
 	if (strcmp(o.cmd, "key") == 0)
 		return cmd_key(&o);
+	if (strcmp(o.cmd, "why") == 0)
+		return cmd_why(&o);
 	snprintf(msg, sizeof(msg), "unknown command '%.60s'", o.cmd);
 	return usage_error(msg);
 }

@@ -233,6 +233,10 @@ check "a user can ask why (decision xattr)" grep -q "^deny EACCES: site policy s
 	<<< "$(as mfs-outsider getfattr --only-values -n user.marketfs.decision "$F" 2>/dev/null)"
 check "the decision xattr allows a named user" grep -q "^allow: licence valid" \
 	<<< "$(as mfs-analyst getfattr --only-values -n user.marketfs.decision "$F" 2>/dev/null)"
+check "marketfs-audit why explains the refusal" grep -q "REFUSED (EACCES): site policy says no" \
+	<<< "$("$BIN/marketfs-audit" why "$LOG" --file "$F" --user mfs-outsider)"
+check "marketfs-audit why: the allowed user" grep -q "allowed: licence valid" \
+	<<< "$("$BIN/marketfs-audit" why "$LOG" --file "$F" --user mfs-analyst)"
 check "outsider's denial logged with the user" jq -e -s 'any(.[];
 	.event=="open" and .decision=="deny" and .user=="mfs-outsider"
 	and .reason=="site policy says no")' "$LOG"
