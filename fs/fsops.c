@@ -795,6 +795,32 @@ static int indexer_quiet(const struct caller *c, const char *reason,
 	return quiet;
 }
 
+/*
+ * Under the folder of a dataset whose licence did not verify, every path
+ * but its terms file is refused and logged (design §4: a bad signature
+ * is EACCES), rather than looking absent.
+ */
+static int refuse_rejected(const struct tree *tree, const char *path,
+			   const char *event)
+{
+	const struct tree_rejected *rj = tree_rejected_for(tree, path);
+	struct alog_event ev;
+	const char *file;
+
+	if (!rj)
+		return -ENOENT;
+	file = path + strlen("/datasets/") + strlen(rj->dataset);
+	if (*file == '/')
+		file++;
+	event_for(&ev, event, NULL);
+	ev.decision = "deny";
+	ev.reason = rj->reason;
+	ev.dataset = rj->dataset;
+	ev.licence = rj->licence;
+	ev.file = file;
+	return record(&ev, -EACCES);
+}
+
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
 	struct policy_decision d = { 0 };
@@ -809,6 +835,8 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 
 	g = gen_get();
 	r = tree_lookup(g->tree, path, &node);
+	if (r == -ENOENT)
+		r = refuse_rejected(g->tree, path, "open");
 	if (r < 0)
 		goto out_put_gen;
 	r = -EISDIR;
@@ -1079,6 +1107,8 @@ static int fs_getattr(const char *path, struct stat *st,
 	r = tree_lookup(g->tree, path, &node);
 	if (r == 0)
 		fill_stat(node, st);
+	else if (r == -ENOENT)
+		r = refuse_rejected(g->tree, path, "lookup");
 	gen_put(g);
 	return r;
 }

@@ -867,6 +867,10 @@ struct market_index *market_index_free(struct market_index *idx)
 	if (!idx)
 		return NULL;
 	ids_free(idx->ids, idx->nids);
+	if (idx->datasets)
+		for (size_t i = 0; i < idx->nids; i++)
+			free(idx->datasets[i]);
+	free(idx->datasets);
 	free(idx);
 	return NULL;
 }
@@ -875,10 +879,10 @@ int market_index_parse(const char *jws, size_t len, const uint8_t pk[32],
 		       struct market_index **ret_index)
 {
 	static const char *const members[] = {
-		"licensee", "licences", NULL
+		"licensee", "licences", "datasets", NULL
 	};
 	struct market_index *idx;
-	json_t *pl;
+	json_t *pl, *ds;
 	int r;
 
 	*ret_index = NULL;
@@ -896,6 +900,25 @@ int market_index_parse(const char *jws, size_t len, const uint8_t pk[32],
 	if (r == 0)
 		r = ids_read(json_object_get(pl, "licences"), 0, &idx->ids,
 			     &idx->nids);
+	/* The dataset of each licence, so that one which fails to verify
+	 * can still be named (and refused) under its dataset's folder. */
+	ds = json_object_get(pl, "datasets");
+	if (r == 0 && (!json_is_array(ds) ||
+		       json_array_size(ds) != idx->nids))
+		r = -EBADMSG;
+	if (r == 0) {
+		idx->datasets = calloc(idx->nids + 1, sizeof(char *));
+		if (!idx->datasets)
+			r = -ENOMEM;
+	}
+	for (size_t i = 0; r == 0 && i < idx->nids; i++) {
+		const char *d = json_string_value(json_array_get(ds, i));
+
+		if (!d || !market_id_is_valid(d))
+			r = -EBADMSG;
+		else if (!(idx->datasets[i] = strdup(d)))
+			r = -ENOMEM;
+	}
 	json_decref(pl);
 	if (r < 0) {
 		market_index_free(idx);

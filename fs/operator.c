@@ -1659,7 +1659,7 @@ int operator_grant(const struct operator_grant *opt, char ret_id[64],
 	uint8_t licensee[32];
 	char id[33], fp[MARKET_FP_LEN], h[65], *version = NULL;
 	char *rel = NULL, *dir = NULL, *facts = NULL;
-	json_t *headers = NULL, *pl, *ids;
+	json_t *headers = NULL, *pl, *ids, *dss;
 	int64_t now = timeutil_now(), not_before, expires;
 	uint64_t serial = 0;
 	int r;
@@ -1792,16 +1792,26 @@ int operator_grant(const struct operator_grant *opt, char ret_id[64],
 
 	/* Then the index that lets the licensee find it. */
 	ids = json_array();
-	for (size_t i = 0; ids && idx && i < idx->nids; i++)
+	dss = json_array();
+	for (size_t i = 0; ids && dss && idx && i < idx->nids; i++) {
 		json_array_append_new(ids, json_string(idx->ids[i]));
-	if (ids)
+		json_array_append_new(dss, json_string(idx->datasets[i]));
+	}
+	if (ids && dss) {
 		json_array_append_new(ids, json_string(id));
+		json_array_append_new(dss, json_string(man->dataset));
+	}
 	free(rel);
 	rel = NULL;
 	r = market_path_index(licensee, &rel);
-	pl = ids ? json_pack("{s:o, s:o}", "licensee",
-			     json_key(licensee, B64_STD), "licences", ids) :
+	pl = ids && dss ? json_pack("{s:o, s:o, s:o}", "licensee",
+				    json_key(licensee, B64_STD),
+				    "licences", ids, "datasets", dss) :
 		   NULL;
+	if (!ids || !dss) {	/* json_pack() took them otherwise */
+		json_decref(ids);
+		json_decref(dss);
+	}
 	if (r == 0)
 		r = pl ? write_doc(&m, rel, pl, MARKET_TYPE_INDEX) : -ENOMEM;
 	if (r < 0) {

@@ -678,7 +678,8 @@ static int licence_better(const struct market_licence *a,
 }
 
 static int load_licence(const struct tree_config *cfg, struct tree *tree,
-			const char *id, struct market_licence **ret_licence)
+			const char *id, struct market_licence **ret_licence,
+			char *why, size_t whylen)
 {
 	struct market_licence *l = NULL;
 	char *rel = NULL, *buf = NULL;
@@ -691,22 +692,24 @@ static int load_licence(const struct tree_config *cfg, struct tree *tree,
 
 	r = fetch_doc(cfg, tree->base, rel, &buf, &len);
 	if (r < 0) {
-		report(cfg, "licence '%s' cannot be fetched: %s", id,
-		       http_last_error());
+		snprintf(why, whylen, "cannot be fetched: %s",
+			 http_last_error());
+		report(cfg, "licence '%s' %s", id, why);
 		goto out_free_rel;
 	}
 
 	r = market_licence_parse(buf, len, tree->info->sign_pk, &l);
 	if (r < 0) {
-		report(cfg, "licence '%s' rejected: %s", id,
-		       market_strerror(r));
+		snprintf(why, whylen, "%s", market_strerror(r));
+		report(cfg, "licence '%s' rejected: %s", id, why);
 		goto out_free_buf;
 	}
 
 	if (strcmp(l->id, id) != 0 || strcmp(l->market_id, tree->info->id) ||
 	    !cipher_memeq(l->licensee, cfg->pk, 32)) {
-		report(cfg, "licence '%s' rejected: it is for another "
-		       "licence id, market or key", id);
+		snprintf(why, whylen, "it is for another licence id, market "
+			 "or key (binding mismatch)");
+		report(cfg, "licence '%s' rejected: %s", id, why);
 		r = -EBADMSG;
 		goto out_free_licence;
 	}
@@ -766,6 +769,53 @@ static int take_licence(struct tree *tree, struct market_licence *l)
 	return 0;
 }
 
+/* A licence the index lists that could not be used: remember why. */
+static int note_rejected(struct tree *tree, const char *dataset,
+			 const char *licence, const char *why)
+{
+	struct tree_rejected *nr;
+
+	nr = realloc(tree->rejected, (tree->nrejected + 1) * sizeof(*nr));
+	if (!nr)
+		return -ENOMEM;
+	tree->rejected = nr;
+	nr += tree->nrejected;
+	nr->dataset = strdup(dataset);
+	nr->licence = strdup(licence);
+	if (asprintf(&nr->reason, "licence rejected: %s", why) < 0)
+		nr->reason = NULL;
+	if (!nr->dataset || !nr->licence || !nr->reason) {
+		free(nr->dataset);
+		free(nr->licence);
+		free(nr->reason);
+		return -ENOMEM;
+	}
+	tree->nrejected++;
+	return 0;
+}
+
+const struct tree_rejected *tree_rejected_for(const struct tree *tree,
+					      const char *path)
+{
+	const char *ds, *end;
+	size_t i, len;
+
+	if (strncmp(path, "/datasets/", 10) != 0)
+		return NULL;
+	ds = path + 10;
+	end = strchr(ds, '/');
+	len = end ? (size_t)(end - ds) : strlen(ds);
+	for (i = 0; i < tree->nrejected; i++) {
+		const struct tree_rejected *rj = &tree->rejected[i];
+
+		if (strlen(rj->dataset) == len &&
+		    strncmp(rj->dataset, ds, len) == 0 &&
+		    !find_dataset((struct tree *)tree, rj->dataset))
+			return rj;
+	}
+	return NULL;
+}
+
 static int load_licences(const struct tree_config *cfg, struct tree *tree)
 {
 	struct market_index *idx = NULL;
@@ -802,9 +852,16 @@ static int load_licences(const struct tree_config *cfg, struct tree *tree)
 
 	for (i = 0; i < idx->nids; i++) {
 		struct market_licence *l = NULL;
+		char why[256] = "";
 
-		if (load_licence(cfg, tree, idx->ids[i], &l) < 0)
+		if (load_licence(cfg, tree, idx->ids[i], &l, why,
+				 sizeof(why)) < 0) {
+			r = note_rejected(tree, idx->datasets[i],
+					  idx->ids[i], why);
+			if (r < 0)
+				goto out_free_index;
 			continue;
+		}
 		r = take_licence(tree, l);
 		if (r < 0)
 			goto out_free_index;
@@ -896,6 +953,39 @@ static int build_market_tree(struct tree *tree)
 		}
 		r = add_text(d, MARKET_TERMS_FILE, MARKET_TERMS_FILE,
 			     terms_text(tree, ds), ds, ds->licence->issued);
+		if (r < 0)
+			return r;
+	}
+
+	/* A dataset whose only licence was rejected keeps a folder saying
+	 * so; paths below it answer EACCES (fsops). */
+	for (i = 0; i < tree->nrejected; i++) {
+		const struct tree_rejected *rj = &tree->rejected[i];
+		struct tree_node *d;
+		char *text = NULL;
+
+		if (find_dataset(tree, rj->dataset) ||
+		    node_child(dsroot, rj->dataset, strlen(rj->dataset)))
+			continue;
+		d = node_new(rj->dataset, TREE_DIR);
+		if (!d)
+			return -ENOMEM;
+		d->mtime = mtime;
+		r = node_add(dsroot, d);
+		if (r < 0) {
+			node_free(d);
+			return r;
+		}
+		if (asprintf(&text, "Licence terms for dataset '%s'\n\n"
+			     "licence:         %s\n"
+			     "problem:         %s\n\n"
+			     "This licence could not be verified, so nothing "
+			     "of the dataset is served:\nevery open under "
+			     "this folder is refused (EACCES) and logged.\n",
+			     rj->dataset, rj->licence, rj->reason) < 0)
+			return -ENOMEM;
+		r = add_text(d, MARKET_TERMS_FILE, MARKET_TERMS_FILE, text,
+			     NULL, mtime);
 		if (r < 0)
 			return r;
 	}
@@ -1486,6 +1576,12 @@ struct tree *tree_free(struct tree *tree)
 	market_info_free(tree->info);
 	market_catalog_free(tree->catalog);
 	market_revocations_free(tree->revocations);
+	for (i = 0; i < tree->nrejected; i++) {
+		free(tree->rejected[i].dataset);
+		free(tree->rejected[i].licence);
+		free(tree->rejected[i].reason);
+	}
+	free(tree->rejected);
 	if (tree->owns_trust)
 		trust_free(tree->trust);
 	free(tree->base);

@@ -161,6 +161,7 @@ market_licence_find(const struct market_licence *l, const char *path);
 struct market_index {
 	uint8_t licensee[32];
 	char **ids;			/* licence ids */
+	char **datasets;		/* the dataset of each, same order */
 	size_t nids;
 };
 

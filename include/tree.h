@@ -73,6 +73,13 @@ struct tree_config {
 	void *report_ctx;
 };
 
+/* A licence the index lists that could not be used, and why. */
+struct tree_rejected {
+	char *dataset;
+	char *licence;
+	char *reason;			/* "licence rejected: ..." */
+};
+
 struct tree {
 	struct tree_node *root;
 	int is_market;
@@ -88,7 +95,17 @@ struct tree {
 	int owns_trust;			/* opened by tree_load: the caller
 					 * takes it over (and clears this) */
 	int revocations_offline;	/* the list is the saved copy */
+	struct tree_rejected *rejected;	/* licences that did not verify */
+	size_t nrejected;
 };
+
+/*
+ * The rejected licence of the dataset a path lies in ("/datasets/D/..."),
+ * when D has no licence that verified; NULL otherwise.  Opens there are
+ * refused with EACCES, not answered ENOENT.
+ */
+const struct tree_rejected *tree_rejected_for(const struct tree *tree,
+					      const char *path);
 
 /* Plaintext SHA-256 (hex) of a market file, from the licence's sealed
  * facts; NULL when not known. */

@@ -269,6 +269,46 @@ check_eq "list past its validity and no grace: EACCES" EACCES \
 check "stale list logged" jq -e -s 'any(.[]; .reason=="revocation list stale")' "$LOG"
 stop
 
+# A licence that does not verify (T-L02: one byte changed; T-L10: another
+# buyer's licence put in its place): its dataset's files are refused with
+# EACCES and the log says why, instead of looking absent.
+mkdir -p "$W/src/bound"
+randfile "$W/src/bound/data.bin" 3000
+"${MK[@]}" publish "$M" bound "$W/src/bound" >/dev/null
+"$BIN/marketfs-keygen" --nocrypt --pk "$W/b2.pub" --sk "$W/b2.sec" >/dev/null
+BOUND=$("${MK[@]}" grant "$M" bound --to "$W/b.pub" | tail -n1)
+OTHER=$("${MK[@]}" grant "$M" bound --to "$W/b2.pub" | tail -n1)
+LIC=$(ls "$M"/licences/*/"$BOUND.jws")
+cp "$LIC" "$W/bound.jws"
+python3 - "$LIC" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 1			# inside the payload or the signature
+open(p, "wb").write(bytes(b))
+PY
+check "mounts with a tampered licence" start -- -o "$OPTS"
+check_eq "tampered licence: EACCES, not ENOENT" EACCES \
+	"$(errno_of "$MNT/datasets/bound/data.bin")"
+check "tampered licence: the log says it was rejected" jq -e -R -n \
+	--arg id "$BOUND" '[inputs|fromjson?] | any(.[]; .decision=="deny"
+	and .licence==$id and (.reason|test("licence rejected")))' "$LOG"
+check "tampered licence: the terms file says so" \
+	grep -q "could not be verified" "$MNT/datasets/bound/TERMS.marketfs"
+stop
+cp "$(ls "$M"/licences/*/"$OTHER.jws")" "$LIC"
+check "mounts with another buyer's licence in place" start -- -o "$OPTS"
+check_eq "another buyer's licence: EACCES" EACCES \
+	"$(errno_of "$MNT/datasets/bound/data.bin")"
+check "binding mismatch logged" jq -e -R -n '[inputs|fromjson?] | any(.[];
+	.decision=="deny" and (.reason|test("binding mismatch")))' "$LOG"
+stop
+cp "$W/bound.jws" "$LIC"
+check "mounts with the licence restored" start -- -o "$OPTS"
+check_eq "restored licence reads" "OK $(sha256sum < "$W/src/bound/data.bin" | cut -d' ' -f1)" \
+	"$(errno_of "$MNT/datasets/bound/data.bin")"
+stop
+
 # Re-published while a file is open: the open handle stays on the version
 # it opened; a new open after the refresh gets the new version.
 mkdir -p "$W/src/cohort-v2"

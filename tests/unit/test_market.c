@@ -269,13 +269,30 @@ static void test_market_index_and_revocations_round_trip(void **state)
 
 	memset(x, 5, sizeof(x));
 	assert_int_equal(b64_encode(x, 32, B64_STD, &lk), 0);
-	jws = sign(k, json_pack("{s:s, s:[s, s]}", "licensee", lk,
-				"licences", LID, MID), MARKET_TYPE_INDEX);
+	jws = sign(k, json_pack("{s:s, s:[s, s], s:[s, s]}", "licensee", lk,
+				"licences", LID, MID,
+				"datasets", "cohort", "imaging"),
+		   MARKET_TYPE_INDEX);
 	assert_int_equal(market_index_parse(jws, strlen(jws), k->pk, &idx), 0);
 	assert_memory_equal(idx->licensee, x, 32);
 	assert_int_equal(idx->nids, 2);
 	assert_string_equal(idx->ids[0], LID);
+	assert_string_equal(idx->datasets[1], "imaging");
 	market_index_free(idx);
+	free(jws);
+
+	/* Each licence must name its dataset, and a valid one. */
+	jws = sign(k, json_pack("{s:s, s:[s, s], s:[s]}", "licensee", lk,
+				"licences", LID, MID, "datasets", "cohort"),
+		   MARKET_TYPE_INDEX);
+	assert_int_equal(market_index_parse(jws, strlen(jws), k->pk, &idx),
+			 -EBADMSG);
+	free(jws);
+	jws = sign(k, json_pack("{s:s, s:[s], s:[s]}", "licensee", lk,
+				"licences", LID, "datasets", "../x"),
+		   MARKET_TYPE_INDEX);
+	assert_int_equal(market_index_parse(jws, strlen(jws), k->pk, &idx),
+			 -EBADMSG);
 	free(jws);
 	free(lk);
 
