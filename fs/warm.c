@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 
 #define WARM_BUF	(1u << 20)
 #define WARM_MAX_FILES	1000000
+#define FUSE_MAGIC	0x65735546	/* statfs f_type of a FUSE mount */
 
 struct warm_file {
 	char *path;
@@ -141,9 +143,17 @@ int warm_paths(char *const *paths, int npaths, int jobs)
 	size_t k;
 
 	for (i = 0; i < npaths; i++) {
+		struct statfs sf;
+
 		if (access(paths[i], F_OK) < 0) {
 			fprintf(stderr, "marketfs: '%s': %s\n", paths[i],
 				strerror(errno));
+			return 2;
+		}
+		/* Reading anything else would fill no cache of ours. */
+		if (statfs(paths[i], &sf) < 0 || sf.f_type != FUSE_MAGIC) {
+			fprintf(stderr, "marketfs: '%s' is not inside a "
+				"marketfs mount\n", paths[i]);
 			return 2;
 		}
 		if (nftw(paths[i], collect, 16, FTW_PHYS) < 0) {

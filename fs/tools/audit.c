@@ -1003,6 +1003,69 @@ static int cmd_why(struct options *o)
 
 /* ---- main ------------------------------------------------------------------------ */
 
+/* The 12-digit sequence suffix of a rotated file, or -1. */
+static long long rotated_seq(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+	size_t i;
+
+	if (!dot || strlen(dot + 1) != 12)
+		return -1;
+	for (i = 1; i <= 12; i++)
+		if (dot[i] < '0' || dot[i] > '9')
+			return -1;
+	return atoll(dot + 1);
+}
+
+static int log_order(const void *a, const void *b)
+{
+	long long x = rotated_seq(*(const char *const *)a);
+	long long y = rotated_seq(*(const char *const *)b);
+
+	/* Rotated files first, oldest first; the current ones after. */
+	if (x >= 0 && y >= 0)
+		return x < y ? -1 : x > y;
+	if (x >= 0 || y >= 0)
+		return x >= 0 ? -1 : 1;
+	return 0;
+}
+
+/*
+ * "access.log*" from a shell also names the witness spool and comes out
+ * with the current file first: keep the logs only, in the log's order.
+ */
+static void order_logs(struct options *o)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < o->nlogs; i++) {
+		size_t l = strlen(o->logs[i]);
+
+		if (l > 8 && strcmp(o->logs[i] + l - 8, ".witness") == 0)
+			continue;
+		o->logs[n++] = o->logs[i];
+	}
+	o->nlogs = n;
+	/* qsort is not stable: sort the rotated files apart, then append
+	 * the others in the order given. */
+	if (n > 1) {
+		const char **v = malloc(n * sizeof(*v));
+		size_t k = 0, j;
+
+		if (!v)
+			return;
+		for (j = 0; j < n; j++)
+			if (rotated_seq(o->logs[j]) >= 0)
+				v[k++] = o->logs[j];
+		qsort(v, k, sizeof(*v), log_order);
+		for (j = 0; j < n; j++)
+			if (rotated_seq(o->logs[j]) < 0)
+				v[k++] = o->logs[j];
+		memcpy(o->logs, v, n * sizeof(*v));
+		free(v);
+	}
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
@@ -1059,6 +1122,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return -usage_error("missing LOG file");
 	o->logs = (const char **)(argv + optind);
 	o->nlogs = (size_t)(argc - optind);
+	order_logs(o);
+	if (o->nlogs == 0)
+		return -usage_error("missing LOG file");
 	return 0;
 }
 

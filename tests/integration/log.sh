@@ -112,6 +112,17 @@ check "seq strictly increasing, no gap" jq -e -s \
 	'[.[].seq] as $s | all(range(1; $s|length); $s[.] == $s[.-1] + 1)' "$L2"
 check "64-reader log verifies" "$AUDIT" verify "$L2" --key "$PUB"
 
+# ---- 2b. rotation, checked as an admin globs it ------------------------------
+LR=$W/lrot/access.log
+check "mount with a small rotation size" mount_fg "$LR" "log_max_size=4K"
+for k in 1 2 3 4 5 6 7 8; do cat "$D/f$k.bin" > /dev/null; done
+umount_fg
+check "the log rotated into several files" \
+	[ "$(ls "$W/lrot" | grep -c '^access\.log\.[0-9]\{12\}$')" -ge 2 ]
+# The shell puts access.log before access.log.0000...: verify orders them.
+check "verify access.log* (rotated files too, in any order)" \
+	"$AUDIT" verify "$W"/lrot/access.log* --key "$PUB"
+
 # ---- 3. a full log disk ------------------------------------------------------
 mkdir -p "$W/full"
 if mount -t tmpfs -o size=64k tmpfs "$W/full" 2>/dev/null; then
