@@ -915,6 +915,7 @@ static void test_c4gh_header_packet_rules(void **state)
 	pllen[1] = edit_payload(pl[1], e, 2) + 100;
 	memset(pl[1] + pllen[1] - 100, 0xee, 100);
 	pllen[0] = key_payload(pl[0], 0, k1) + 50;
+	memset(pl[0] + pllen[0] - 50, 0xdd, 50);	/* defined padding */
 	len = craft(buf, wsk, rpk, methods, pl, pllen, 2);
 	assert_int_equal(c4gh_header_decrypt(buf, len, rsk, &hdr), 0);
 	assert_int_equal(hdr.nedits, 2);
