@@ -961,6 +961,12 @@ static enum attempt classify(struct http_slot *slot, const struct sink *s,
 		set_error("%s", slot->errbuf[0] ? slot->errbuf :
 			  curl_easy_strerror(c));
 		*ret_err = c == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO;
+		/* The server is not who it should be: not "offline". */
+		if (c == CURLE_PEER_FAILED_VERIFICATION ||
+		    c == CURLE_SSL_PINNEDPUBKEYNOTMATCH ||
+		    c == CURLE_SSL_CACERT_BADFILE ||
+		    c == CURLE_SSL_ISSUER_ERROR)
+			*ret_err = -EKEYREJECTED;
 		return curl_is_transient(c) ? ATTEMPT_RETRY : ATTEMPT_FAIL;
 	}
 
@@ -1192,6 +1198,7 @@ static int http_perform_retry(struct http *h, const char *url,
 		slow_note(url);
 	/* Past the retries, only the errnos the header names remain. */
 	if (r != -ENOENT && r != -EFBIG && r != -ENOMEM && r != -EPERM &&
+	    r != -EKEYREJECTED &&
 	    !(r == -ETIMEDOUT && s->mode != SINK_FIXED))
 		r = -EIO;
 	return r;

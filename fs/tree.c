@@ -319,8 +319,11 @@ static int fetch_doc(const struct tree_config *cfg, const char *base,
 		return 0;
 	}
 
-	/* Unreachable, not absent: the last copy this host saw, if any. */
-	if (r != -ENOENT && r != -EPERM) {
+	/*
+	 * Unreachable, not absent: the last copy this host saw, if any.  A
+	 * server that fails TLS verification is not "offline": no fallback.
+	 */
+	if (r != -ENOENT && r != -EPERM && r != -EKEYREJECTED) {
 		snprintf(why, sizeof(why), "%s", http_last_error());
 		if (offline_load(cfg, base, rel, ret_buf, ret_len) == 0) {
 			report(cfg, "market unreachable (%s): using the saved "

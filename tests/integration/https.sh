@@ -332,6 +332,35 @@ else
 	echo "note: cannot mount a tmpfs here; full-disk case not run"
 fi
 
+# ---- a backup pin (T-N02): the first pin is not the server's, the second is -
+mkdir -p "$W/mnt4"
+WRONG=$(printf 'x%.0s' {1..32} | openssl dgst -sha256 -binary | base64)
+"$BIN/marketfs" -o "$BASE,access_log=$W/access4.log,cafile=$W/ca.pem,token_file=$W/token,cache_size=0,pinned_key=sha256//$WRONG;sha256//$PIN" \
+	"$URL" "$W/mnt4" 2>"$W/pin.err"
+MOUNTS+=("$W/mnt4")
+check "a backup pin that matches: mounts" is_mounted "$W/mnt4"
+check "a backup pin that matches: reads exact" \
+	cmp -s "$W/src/big/big.bin" "$W/mnt4/datasets/big/big.bin"
+fusermount3 -u "$W/mnt4"
+"$BIN/marketfs" -o "$BASE,access_log=$W/access4.log,cafile=$W/ca.pem,token_file=$W/token,pinned_key=sha256//$WRONG" \
+	"$URL" "$W/mnt4" 2>"$W/pin.err"
+check "only a wrong pin: no mount" bash -c "! grep -q ' $W/mnt4 fuse' /proc/mounts"
+
+# ---- a cache dir replaced by a symlink to /etc (T-K04) ----------------------
+ln -s /etc "$W/evilcache"
+touch "$W/marker"
+sleep 1
+"$BIN/marketfs" -o "$BASE,access_log=$W/access4.log,cafile=$W/ca.pem,token_file=$W/token,cache_dir=$W/evilcache" \
+	"$URL" "$W/mnt4" 2>"$W/evil.err"
+MOUNTS+=("$W/mnt4")
+check "a symlinked cache dir: refused, caching in memory only" \
+	grep -q "cannot use" "$W/evil.err"
+check "a symlinked cache dir: files still read exact" \
+	cmp -s "$W/src/big/big.bin" "$W/mnt4/datasets/big/big.bin"
+check "a symlinked cache dir: nothing written under /etc" \
+	[ -z "$(find /etc -newer "$W/marker" -type f 2>/dev/null | head -n 1)" ]
+fusermount3 -u "$W/mnt4"
+
 # ---- before going offline: warm the cache of a whole dataset ----------------
 out=$("$BIN/marketfs" --warm "$W/mnt/datasets/genomics" 2>&1)
 check "marketfs --warm reads a whole dataset" grep -q "^read \([0-9]*\) of \1 files" <<< "$out"
