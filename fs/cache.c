@@ -198,20 +198,14 @@ int cache_parse_size(const char *text, uint64_t *ret_size)
 
 int cache_default_dir(char **ret_dir)
 {
-	const char *base = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-	char *dir = NULL;
-	int n = 0;
+	char *dir;
 
 	if (geteuid() == 0)
 		dir = strdup("/var/cache/marketfs");
-	else if (base && base[0] == '/')
-		n = asprintf(&dir, "%s/marketfs", base);
-	else if (home && home[0] == '/')
-		n = asprintf(&dir, "%s/.cache/marketfs", home);
 	else
+		dir = util_xdg_path("XDG_CACHE_HOME", ".cache", NULL);
+	if (!dir)
 		return -ENOENT;
-	if (n < 0 || !dir)
-		return -ENOMEM;
 	*ret_dir = dir;
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "util.h"
 
 #define CONFIG_NAME_MAX	64
 
@@ -295,17 +296,7 @@ out_close_fd:
 
 char *config_user_path(void)
 {
-	const char *base = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-	char *path = NULL;
-	int n;
-
-	if (base && base[0] == '/')
-		n = asprintf(&path, "%s/marketfs/config", base);
-	else if (home && home[0] == '/')
-		n = asprintf(&path, "%s/.config/marketfs/config", home);
-	else
-		return NULL;
-	return n < 0 ? NULL : path;
+	return util_xdg_path("XDG_CONFIG_HOME", ".config", "config");
 }
 
 static int wants_help_or_version(int argc, char *const argv[])

@@ -83,45 +83,26 @@ static void usage_full(void)
 "2 usage or configuration error, 3 the key or its passphrase is wrong.\n");
 }
 
-/* $XDG_<var> or ~/<fallback>, then /marketfs/<leaf>. */
-static char *xdg_path(const char *var, const char *fallback,
-		      const char *leaf)
-{
-	const char *base = getenv(var), *home = getenv("HOME");
-	char *path = NULL;
-	int n;
-
-	if (base && base[0] == '/')
-		n = asprintf(&path, "%s/marketfs%s%s", base, leaf ? "/" : "",
-			     leaf ? leaf : "");
-	else if (home && home[0] == '/')
-		n = asprintf(&path, "%s/%s/marketfs%s%s", home, fallback,
-			     leaf ? "/" : "", leaf ? leaf : "");
-	else
-		return NULL;
-	return n < 0 ? NULL : path;
-}
-
 static int set_defaults(struct fsops_options *opt)
 {
 	int root = geteuid() == 0;
 
 	if (!opt->key) {
-		opt->key = xdg_path("XDG_CONFIG_HOME", ".config", "key.sec");
+		opt->key = util_xdg_path("XDG_CONFIG_HOME", ".config", "key.sec");
 		if (!opt->key)
 			return -ENOMEM;
 	}
 	if (!opt->access_log) {
 		opt->access_log = root ?
 			strdup("/var/log/marketfs/access.log") :
-			xdg_path("XDG_STATE_HOME", ".local/state",
+			util_xdg_path("XDG_STATE_HOME", ".local/state",
 				 "access.log");
 		if (!opt->access_log)
 			return -ENOMEM;
 	}
 	if (!opt->state_dir) {
 		opt->state_dir = root ? strdup("/var/lib/marketfs") :
-			xdg_path("XDG_STATE_HOME", ".local/state", NULL);
+			util_xdg_path("XDG_STATE_HOME", ".local/state", NULL);
 		if (!opt->state_dir)
 			return -ENOMEM;
 	}

@@ -190,10 +190,7 @@ static int text_is_clean(const char *s)
 int operator_default_keys_dir(const char *market_id, char **ret_dir)
 {
 	const char *env = getenv("MARKETFS_MARKET_KEYS");
-	const char *xdg = getenv("XDG_CONFIG_HOME");
-	const char *home = getenv("HOME");
-	char *s;
-	int n;
+	char *s, *leaf;
 
 	*ret_dir = NULL;
 	if (env && *env) {
@@ -202,15 +199,12 @@ int operator_default_keys_dir(const char *market_id, char **ret_dir)
 	}
 	if (!market_id || !*market_id || strchr(market_id, '/'))
 		return -EINVAL;
-	if (xdg && *xdg == '/')
-		n = asprintf(&s, "%s/marketfs/markets/%s", xdg, market_id);
-	else if (home && *home == '/')
-		n = asprintf(&s, "%s/.config/marketfs/markets/%s", home,
-			     market_id);
-	else
-		return -ENOENT;
-	if (n < 0)
+	if (asprintf(&leaf, "markets/%s", market_id) < 0)
 		return -ENOMEM;
+	s = util_xdg_path("XDG_CONFIG_HOME", ".config", leaf);
+	free(leaf);
+	if (!s)
+		return -ENOENT;
 out:
 	if (!s)
 		return -ENOMEM;

@@ -496,3 +496,23 @@ void util_secret_free(char *secret, size_t len)
 	cipher_wipe(secret, len + 1);
 	free(secret);
 }
+
+char *util_xdg_path(const char *xdg_var, const char *fallback,
+		    const char *leaf)
+{
+	const char *base = getenv(xdg_var), *home = getenv("HOME");
+	const char *sep = leaf ? "/" : "";
+	char *path = NULL;
+	int n;
+
+	if (!leaf)
+		leaf = "";
+	if (base && base[0] == '/')
+		n = asprintf(&path, "%s/marketfs%s%s", base, sep, leaf);
+	else if (home && home[0] == '/')
+		n = asprintf(&path, "%s/%s/marketfs%s%s", home, fallback, sep,
+			     leaf);
+	else
+		return NULL;
+	return n < 0 ? NULL : path;
+}

@@ -26,6 +26,15 @@ int util_write_file_atomic(const char *path, const void *data, size_t len,
 /* mkdir -p with mode for every directory it creates. */
 int util_mkdir_p(const char *path, mode_t mode);
 
+/*
+ * A per-user path of marketfs: "$<xdg_var>/marketfs[/leaf]" when the
+ * variable holds an absolute path, else "$HOME/<fallback>/marketfs[/leaf]"
+ * (fallback e.g. ".config").  Malloc'd; NULL when neither is set, or
+ * out of memory.
+ */
+char *util_xdg_path(const char *xdg_var, const char *fallback,
+		    const char *leaf);
+
 /* Parse a whole decimal unsigned number; -EINVAL or -ERANGE. */
 int util_parse_u64(const char *text, uint64_t *ret);
 

@@ -135,6 +135,26 @@ static void test_util_passphrase_file(void **state)
 			 -EINVAL);
 }
 
+static void test_util_xdg_path(void **state)
+{
+	char *p;
+
+	(void)state;
+	setenv("HOME", "/home/ana", 1);
+	setenv("XDG_CONFIG_HOME", "/xdg", 1);
+	p = util_xdg_path("XDG_CONFIG_HOME", ".config", "config");
+	assert_string_equal(p, "/xdg/marketfs/config");
+	free(p);
+	/* A relative value is ignored, as the XDG spec says. */
+	setenv("XDG_CONFIG_HOME", "rel", 1);
+	p = util_xdg_path("XDG_CONFIG_HOME", ".config", NULL);
+	assert_string_equal(p, "/home/ana/.config/marketfs");
+	free(p);
+	unsetenv("XDG_CONFIG_HOME");
+	unsetenv("HOME");
+	assert_null(util_xdg_path("XDG_CONFIG_HOME", ".config", "x"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -143,6 +163,7 @@ int main(void)
 		cmocka_unit_test(test_util_parse_u64),
 		cmocka_unit_test(test_util_path_is_safe),
 		cmocka_unit_test(test_util_passphrase_file),
+		cmocka_unit_test(test_util_xdg_path),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
