@@ -700,8 +700,9 @@ static void seat_release(const char *dataset, uid_t uid)
 /*
  * Steps 2-5 of design §4 for a market file (the signature was verified
  * and bound to our key when the licence was loaded): policy_decide()
- * with trusted time, the newest revocation list and this caller.  A
- * seat is taken under seats_lock when the open is allowed.
+ * with trusted time, the newest revocation list and this caller.  When
+ * ret_seat is not NULL this is an open: a seat is taken under seats_lock
+ * when it is allowed; with NULL it only says what an open would get.
  */
 static int decide_market(const struct gen *g, const struct tree_node *node,
 			 const struct caller *c, struct policy_decision *d,
@@ -711,7 +712,8 @@ static int decide_market(const struct gen *g, const struct tree_node *node,
 	const struct tree_dataset *ds = node->dataset;
 	struct policy_input in;
 
-	*ret_seat = 0;
+	if (ret_seat)
+		*ret_seat = 0;
 	if (ds->replayed) {
 		memset(d, 0, sizeof(*d));
 		snprintf(d->detail, sizeof(d->detail), "licence serial %llu "
@@ -734,10 +736,10 @@ static int decide_market(const struct gen *g, const struct tree_node *node,
 	pthread_mutex_lock(&state.seats_lock);
 	seats_count(ds->id, c->pc.uid, &in.seats_used, &in.holds_seat);
 	policy_decide(&in, d);
-	if (d->err == 0 && seat_take(ds->id, c->pc.uid) == 0)
+	if (ret_seat && d->err == 0 && seat_take(ds->id, c->pc.uid) == 0)
 		*ret_seat = 1;
 	pthread_mutex_unlock(&state.seats_lock);
-	if (in.time.rollback)
+	if (ret_seat && in.time.rollback)
 		log_warn("clock rollback: system clock is behind the last "
 			 "signed market time; time-limited licences refused");
 	return d->err;
@@ -1190,7 +1192,6 @@ static void xattr_decision(const struct tree_node *node, char *buf,
 {
 	struct policy_decision d = { 0 };
 	struct caller *c = malloc(sizeof(*c));
-	struct policy_input in;
 	struct gen *g;
 
 	if (!c) {
@@ -1198,26 +1199,9 @@ static void xattr_decision(const struct tree_node *node, char *buf,
 		return;
 	}
 	caller_get(c);
-	if (node->dataset->replayed) {
-		d.err = -EACCES;
-		d.reason = "licence replayed";
-	} else {
-		memset(&in, 0, sizeof(in));
-		in.licence = node->dataset->licence;
-		g = gen_get();
-		in.revocations = g->tree->revocations;
-		trust_time_now(fs_cfg()->trust, &in.time);
-		in.caller = &c->pc;
-		in.shared = state.shared;
-		in.owner = state.owner;
-		in.site = fs_cfg()->site;
-		pthread_mutex_lock(&state.seats_lock);
-		seats_count(node->dataset->id, c->pc.uid, &in.seats_used,
-			    &in.holds_seat);
-		pthread_mutex_unlock(&state.seats_lock);
-		policy_decide(&in, &d);
-		gen_put(g);
-	}
+	g = gen_get();
+	(void)decide_market(g, node, c, &d, NULL);
+	gen_put(g);
 	if (d.err)
 		snprintf(buf, len, "deny %s: %s%s%s", alog_errno_name(-d.err),
 			 d.reason, d.detail[0] ? "; " : "", d.detail);
