@@ -238,13 +238,45 @@ static int check_payload(json_t *pl, const char *type)
 	return 0;
 }
 
+/*
+ * Parse and check the protected header (kid must be kid, unless NULL)
+ * and the payload of a document split at d1 and d2.
+ */
+static int parse_parts(const char *text, size_t d1, size_t d2,
+		       const char *type, const char *kid,
+		       json_t **ret_payload)
+{
+	json_t *hdr = NULL, *pl = NULL;
+	int r;
+
+	if (d1 > 4 * JWS_HEADER_MAX / 3 + 4)
+		return -EBADMSG;
+	r = parse_part(text, d1, &hdr);
+	if (r < 0)
+		return r;
+	r = check_header(hdr, type, kid);
+	json_decref(hdr);
+	if (r < 0)
+		return r;
+
+	r = parse_part(text + d1 + 1, d2 - d1 - 1, &pl);
+	if (r < 0)
+		return r;
+	r = check_payload(pl, type);
+	if (r < 0) {
+		json_decref(pl);
+		return r;
+	}
+	*ret_payload = pl;
+	return 0;
+}
+
 int jws_verify(const char *text, size_t len, const uint8_t pk[32],
 	       const char *type, json_t **ret_payload)
 {
 	size_t d1, d2;
 	uint8_t sig[CIPHER_SIG_LEN];
 	char kid[65];
-	json_t *hdr = NULL, *pl = NULL;
 	int r;
 
 	*ret_payload = NULL;
@@ -265,34 +297,14 @@ int jws_verify(const char *text, size_t len, const uint8_t pk[32],
 	if (r < 0)
 		return r;
 
-	if (d1 > 4 * JWS_HEADER_MAX / 3 + 4)
-		return -EBADMSG;
-	r = parse_part(text, d1, &hdr);
-	if (r < 0)
-		return r;
 	key_fingerprint(pk, kid);
-	r = check_header(hdr, type, kid);
-	json_decref(hdr);
-	if (r < 0)
-		return r;
-
-	r = parse_part(text + d1 + 1, d2 - d1 - 1, &pl);
-	if (r < 0)
-		return r;
-	r = check_payload(pl, type);
-	if (r < 0) {
-		json_decref(pl);
-		return r;
-	}
-	*ret_payload = pl;
-	return 0;
+	return parse_parts(text, d1, d2, type, kid, ret_payload);
 }
 
 int jws_peek_payload(const char *text, size_t len, const char *type,
 		     json_t **ret_payload)
 {
 	size_t d1, d2;
-	json_t *hdr = NULL, *pl = NULL;
 	int r;
 
 	*ret_payload = NULL;
@@ -301,25 +313,7 @@ int jws_peek_payload(const char *text, size_t len, const char *type,
 	r = split(text, len, &d1, &d2);
 	if (r < 0)
 		return r;
-	if (d1 > 4 * JWS_HEADER_MAX / 3 + 4)
-		return -EBADMSG;
-	r = parse_part(text, d1, &hdr);
-	if (r < 0)
-		return r;
-	r = check_header(hdr, type, NULL);
-	json_decref(hdr);
-	if (r < 0)
-		return r;
-	r = parse_part(text + d1 + 1, d2 - d1 - 1, &pl);
-	if (r < 0)
-		return r;
-	r = check_payload(pl, type);
-	if (r < 0) {
-		json_decref(pl);
-		return r;
-	}
-	*ret_payload = pl;
-	return 0;
+	return parse_parts(text, d1, d2, type, NULL, ret_payload);
 }
 
 const char *jws_strerror(int err)
