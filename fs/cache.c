@@ -38,6 +38,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,11 +70,57 @@ enum mstate {
 	ENT_FAILED,
 };
 
+/*
+ * A least-recently-used list, newest first, threaded through the entries
+ * it orders (memory entries and disk files use the same one).
+ */
+struct lru_link {
+	struct lru_link *prev, *next;
+};
+
+struct lru {
+	struct lru_link *head, *tail;
+};
+
+#define LRU_OWNER(link, type) \
+	((type *)(void *)((char *)(link) - offsetof(type, lru)))
+
+static void lru_unlink(struct lru *l, struct lru_link *n)
+{
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		l->head = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	else
+		l->tail = n->prev;
+	n->prev = n->next = NULL;
+}
+
+static void lru_push(struct lru *l, struct lru_link *n)
+{
+	n->prev = NULL;
+	n->next = l->head;
+	if (l->head)
+		l->head->prev = n;
+	l->head = n;
+	if (!l->tail)
+		l->tail = n;
+}
+
+/* Move n to the front: it was just used. */
+static void lru_touch(struct lru *l, struct lru_link *n)
+{
+	lru_unlink(l, n);
+	lru_push(l, n);
+}
+
 /* A segment (or blob) in memory.  All fields under c->lock. */
 struct mentry {
 	uint8_t key[32];		/* SHA-256 of data */
 	struct mentry *hnext;		/* hash chain */
-	struct mentry *lprev, *lnext;	/* LRU list, newest first */
+	struct lru_link lru;		/* in c->mlru */
 	enum mstate state;
 	int err;			/* FAILED: why */
 	unsigned int refs;		/* owner and waiters */
@@ -87,7 +134,7 @@ struct mentry {
 struct dentry {
 	uint8_t key[32];
 	struct dentry *hnext;
-	struct dentry *lprev, *lnext;	/* LRU list, newest first */
+	struct lru_link lru;		/* in c->dlru */
 	uint64_t size;
 	int64_t mtime;			/* at start-up, for the first order */
 };
@@ -104,14 +151,14 @@ struct cache {
 
 	pthread_mutex_t dlock;
 	struct dentry *dbuckets[DBUCKETS];
-	struct dentry *dhead, *dtail;
+	struct lru dlru;
 	uint64_t disk_used;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;		/* an entry left LOADING */
 	pthread_cond_t jobs_cond;	/* a job was queued, or stop */
 	struct mentry *mbuckets[MBUCKETS];
-	struct mentry *mhead, *mtail;
+	struct lru mlru;
 	size_t mcount, mmax;
 	struct job jobs[JOBS_MAX];	/* ring */
 	size_t jhead, jcount;
@@ -278,30 +325,6 @@ static struct dentry *dfind(struct cache *c, const uint8_t key[32])
 	return NULL;
 }
 
-static void dlru_unlink(struct cache *c, struct dentry *d)
-{
-	if (d->lprev)
-		d->lprev->lnext = d->lnext;
-	else
-		c->dhead = d->lnext;
-	if (d->lnext)
-		d->lnext->lprev = d->lprev;
-	else
-		c->dtail = d->lprev;
-	d->lprev = d->lnext = NULL;
-}
-
-static void dlru_push(struct cache *c, struct dentry *d)
-{
-	d->lprev = NULL;
-	d->lnext = c->dhead;
-	if (c->dhead)
-		c->dhead->lprev = d;
-	c->dhead = d;
-	if (!c->dtail)
-		c->dtail = d;
-}
-
 static void dremove(struct cache *c, struct dentry *d)
 {
 	struct dentry **pp;
@@ -312,7 +335,7 @@ static void dremove(struct cache *c, struct dentry *d)
 			break;
 		}
 	}
-	dlru_unlink(c, d);
+	lru_unlink(&c->dlru, &d->lru);
 	c->disk_used -= d->size;
 	free(d);
 }
@@ -323,7 +346,7 @@ static void dtouch(struct cache *c, const uint8_t key[32], uint64_t size)
 	struct dentry *d = dfind(c, key);
 
 	if (d) {
-		dlru_unlink(c, d);
+		lru_unlink(&c->dlru, &d->lru);
 		c->disk_used -= d->size;
 	} else {
 		d = calloc(1, sizeof(*d));
@@ -335,7 +358,7 @@ static void dtouch(struct cache *c, const uint8_t key[32], uint64_t size)
 	}
 	d->size = size;
 	c->disk_used += size;
-	dlru_push(c, d);
+	lru_push(&c->dlru, &d->lru);
 }
 
 /* Delete least recently used files until the bound holds.  Under dlock. */
@@ -343,11 +366,13 @@ static void devict(struct cache *c)
 {
 	char name[NAME_LEN + 1], path[PATH_MAX];
 
-	while (c->disk_used > c->disk_max && c->dtail) {
-		disk_name(c->dtail->key, name);
+	while (c->disk_used > c->disk_max && c->dlru.tail) {
+		struct dentry *d = LRU_OWNER(c->dlru.tail, struct dentry);
+
+		disk_name(d->key, name);
 		if (path_of(c, name, path, sizeof(path)) == 0)
 			(void)unlink(path);
-		dremove(c, c->dtail);
+		dremove(c, d);
 	}
 }
 
@@ -365,8 +390,7 @@ static void dbump(struct cache *c, const uint8_t key[32])
 	pthread_mutex_lock(&c->dlock);
 	d = dfind(c, key);
 	if (d) {
-		dlru_unlink(c, d);
-		dlru_push(c, d);
+		lru_touch(&c->dlru, &d->lru);
 	}
 	pthread_mutex_unlock(&c->dlock);
 }
@@ -630,7 +654,7 @@ static int disk_scan(struct cache *c)
 		d->hnext = c->dbuckets[dbucket(d->key)];
 		c->dbuckets[dbucket(d->key)] = d;
 		c->disk_used += d->size;
-		dlru_push(c, d);	/* newest ends first */
+		lru_push(&c->dlru, &d->lru);	/* newest ends first */
 	}
 	devict(c);
 	pthread_mutex_unlock(&c->dlock);
@@ -685,36 +709,6 @@ static struct mentry *mfind(struct cache *c, const uint8_t key[32])
 	return NULL;
 }
 
-static void mlru_unlink(struct cache *c, struct mentry *e)
-{
-	if (e->lprev)
-		e->lprev->lnext = e->lnext;
-	else
-		c->mhead = e->lnext;
-	if (e->lnext)
-		e->lnext->lprev = e->lprev;
-	else
-		c->mtail = e->lprev;
-	e->lprev = e->lnext = NULL;
-}
-
-static void mlru_push(struct cache *c, struct mentry *e)
-{
-	e->lprev = NULL;
-	e->lnext = c->mhead;
-	if (c->mhead)
-		c->mhead->lprev = e;
-	c->mhead = e;
-	if (!c->mtail)
-		c->mtail = e;
-}
-
-static void mtouch(struct cache *c, struct mentry *e)
-{
-	mlru_unlink(c, e);
-	mlru_push(c, e);
-}
-
 static void mfree(struct mentry *e)
 {
 	free(e->data);
@@ -733,7 +727,7 @@ static void munhash(struct cache *c, struct mentry *e)
 			break;
 		}
 	}
-	mlru_unlink(c, e);
+	lru_unlink(&c->mlru, &e->lru);
 	e->hashed = false;
 	c->mcount--;
 }
@@ -752,13 +746,16 @@ static void mput(struct mentry *e)
 static struct mentry *mclaim(struct cache *c, const uint8_t key[32],
 			     size_t len)
 {
-	struct mentry *e, *victim;
+	struct mentry *e, *victim = NULL;
+	struct lru_link *l;
 
 	while (c->mcount >= c->mmax) {
-		for (victim = c->mtail; victim; victim = victim->lprev)
+		for (l = c->mlru.tail; l; l = l->prev) {
+			victim = LRU_OWNER(l, struct mentry);
 			if (victim->refs == 0 && victim->state == ENT_READY)
 				break;
-		if (!victim)
+		}
+		if (!l)
 			return NULL;
 		munhash(c, victim);
 		mfree(victim);
@@ -778,7 +775,7 @@ static struct mentry *mclaim(struct cache *c, const uint8_t key[32],
 	e->hashed = true;
 	e->hnext = c->mbuckets[mbucket(key)];
 	c->mbuckets[mbucket(key)] = e;
-	mlru_push(c, e);
+	lru_push(&c->mlru, &e->lru);
 	c->mcount++;
 	return e;
 }
@@ -1131,7 +1128,7 @@ int cache_file_fetch(void *ctx, uint64_t off, uint8_t *buf, size_t len)
 		e = mfind(c, seg_key(f, first + i));
 		if (e && e->state == ENT_READY) {
 			memcpy(buf + pos, e->data, e->len);
-			mtouch(c, e);
+			lru_touch(&c->mlru, &e->lru);
 			if (f->remote)
 				dbump(c, e->key);
 			sl[i].want = W_DONE;
@@ -1160,7 +1157,7 @@ int cache_file_fetch(void *ctx, uint64_t off, uint8_t *buf, size_t len)
 		e = mfind(c, seg_key(f, first + i));
 		if (e && e->state == ENT_READY) {
 			memcpy(buf + pos, e->data, e->len);
-			mtouch(c, e);
+			lru_touch(&c->mlru, &e->lru);
 			sl[i].want = W_DONE;
 		} else if (e) {
 			e->refs++;
@@ -1354,8 +1351,8 @@ out_free:
 
 struct cache *cache_free(struct cache *c)
 {
-	struct mentry *e, *en;
-	struct dentry *d, *dn;
+	struct mentry *e;
+	struct dentry *d;
 	unsigned int i;
 
 	if (!c)
@@ -1368,12 +1365,14 @@ struct cache *cache_free(struct cache *c)
 		pthread_join(c->threads[i], NULL);
 
 	/* Jobs left in the queue belong to files already freed by now. */
-	for (e = c->mhead; e; e = en) {
-		en = e->lnext;
+	while (c->mlru.head) {
+		e = LRU_OWNER(c->mlru.head, struct mentry);
+		lru_unlink(&c->mlru, &e->lru);
 		mfree(e);
 	}
-	for (d = c->dhead; d; d = dn) {
-		dn = d->lnext;
+	while (c->dlru.head) {
+		d = LRU_OWNER(c->dlru.head, struct dentry);
+		lru_unlink(&c->dlru, &d->lru);
 		free(d);
 	}
 	pthread_cond_destroy(&c->jobs_cond);
