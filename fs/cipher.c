@@ -20,6 +20,7 @@
 #include <openssl/rand.h>
 
 #include "cipher.h"
+#include "cipher_i.h"
 
 /* EVP update calls take an int length: feed big inputs in pieces. */
 #define CHUNK_MAX	(1 << 30)
@@ -66,14 +67,14 @@ static EVP_PKEY *x25519_from_secret(const uint8_t sk[32])
 	return EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, sk, 32);
 }
 
-int cipher_x25519_public(const uint8_t sk[32], uint8_t ret_pk[32])
+int cipher_raw_public(int type, const uint8_t sk[32], uint8_t ret_pk[32])
 {
 	EVP_PKEY *key;
 	size_t len = 32;
 	int ret = 0;
 
 	memset(ret_pk, 0, 32);
-	key = x25519_from_secret(sk);
+	key = EVP_PKEY_new_raw_private_key(type, NULL, sk, 32);
 	if (!key) {
 		ERR_clear_error();
 		return -ENOMEM;
@@ -88,7 +89,8 @@ int cipher_x25519_public(const uint8_t sk[32], uint8_t ret_pk[32])
 	return ret;
 }
 
-int cipher_x25519_keypair(uint8_t ret_sk[32], uint8_t ret_pk[32])
+int cipher_raw_keypair(int (*public_of)(const uint8_t *, uint8_t *),
+		       uint8_t ret_sk[32], uint8_t ret_pk[32])
 {
 	int ret;
 
@@ -97,7 +99,7 @@ int cipher_x25519_keypair(uint8_t ret_sk[32], uint8_t ret_pk[32])
 	if (ret < 0)
 		goto out_wipe_sk;
 
-	ret = cipher_x25519_public(ret_sk, ret_pk);
+	ret = public_of(ret_sk, ret_pk);
 	if (ret < 0)
 		goto out_wipe_sk;
 
@@ -106,6 +108,16 @@ int cipher_x25519_keypair(uint8_t ret_sk[32], uint8_t ret_pk[32])
 out_wipe_sk:
 	cipher_wipe(ret_sk, 32);
 	return ret;
+}
+
+int cipher_x25519_public(const uint8_t sk[32], uint8_t ret_pk[32])
+{
+	return cipher_raw_public(EVP_PKEY_X25519, sk, ret_pk);
+}
+
+int cipher_x25519_keypair(uint8_t ret_sk[32], uint8_t ret_pk[32])
+{
+	return cipher_raw_keypair(cipher_x25519_public, ret_sk, ret_pk);
 }
 
 static int is_all_zero(const uint8_t *p, size_t len)

@@ -13,47 +13,16 @@
 #include <openssl/evp.h>
 
 #include "cipher.h"
+#include "cipher_i.h"
 
 int cipher_ed25519_public(const uint8_t sk[32], uint8_t ret_pk[32])
 {
-	EVP_PKEY *key;
-	size_t len = 32;
-	int ret = 0;
-
-	memset(ret_pk, 0, 32);
-	key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sk, 32);
-	if (!key) {
-		ERR_clear_error();
-		return -ENOMEM;
-	}
-	if (EVP_PKEY_get_raw_public_key(key, ret_pk, &len) != 1 ||
-	    len != 32) {
-		ERR_clear_error();
-		memset(ret_pk, 0, 32);
-		ret = -EIO;
-	}
-	EVP_PKEY_free(key);
-	return ret;
+	return cipher_raw_public(EVP_PKEY_ED25519, sk, ret_pk);
 }
 
 int cipher_ed25519_keypair(uint8_t ret_sk[32], uint8_t ret_pk[32])
 {
-	int ret;
-
-	memset(ret_pk, 0, 32);
-	ret = cipher_random(ret_sk, 32);
-	if (ret < 0)
-		goto out_wipe_sk;
-
-	ret = cipher_ed25519_public(ret_sk, ret_pk);
-	if (ret < 0)
-		goto out_wipe_sk;
-
-	return 0;
-
-out_wipe_sk:
-	cipher_wipe(ret_sk, 32);
-	return ret;
+	return cipher_raw_keypair(cipher_ed25519_public, ret_sk, ret_pk);
 }
 
 int cipher_ed25519_sign(const uint8_t sk[32], const void *msg, size_t len,
