@@ -110,6 +110,28 @@ int c4gh_header_length(const uint8_t *buf, size_t len, uint64_t *ret_need)
 }
 
 /*
+ * The packet key, the same on both sides (libsodium's crypto_kx):
+ * K_shared = BLAKE2b-512(X25519(sk, peer) || reader_pk || writer_pk),
+ * of which the first 32 bytes are used.  -EINVAL for a low-order peer.
+ */
+static int packet_key(const uint8_t sk[32], const uint8_t peer[32],
+		      const uint8_t reader_pk[32], const uint8_t writer_pk[32],
+		      uint8_t ret_key[64])
+{
+	uint8_t kin[96];
+	int r;
+
+	r = cipher_x25519_shared(sk, peer, kin);
+	if (r < 0)
+		return r;
+	memcpy(kin + 32, reader_pk, 32);
+	memcpy(kin + 64, writer_pk, 32);
+	r = cipher_blake2b512(kin, sizeof(kin), ret_key);
+	cipher_wipe(kin, sizeof(kin));
+	return r;
+}
+
+/*
  * Open one method-0 packet (pkt[0..plen), length and method already
  * read) with sk.  Returns 1 and a malloc'd payload when it opens, 0 when
  * it is not for us, or a negative errno.
@@ -122,7 +144,7 @@ static int packet_open(const uint8_t *pkt, uint32_t plen, const uint8_t sk[32],
 	const uint8_t *nonce = pkt + 8 + 32;
 	const uint8_t *ct = nonce + CIPHER_NONCE_LEN;
 	size_t ctlen = plen - 8 - 32 - CIPHER_NONCE_LEN;
-	uint8_t kin[96], digest[64];
+	uint8_t digest[64];
 	uint8_t *pt;
 	int r;
 
@@ -131,20 +153,12 @@ static int packet_open(const uint8_t *pkt, uint32_t plen, const uint8_t sk[32],
 		return -ENOMEM;
 
 	/* A low-order writer key cannot be for us: not an error. */
-	r = cipher_x25519_shared(sk, wpk, kin);
-	if (r == -EINVAL) {
-		r = 0;
-		goto out_free_pt;
-	}
-	if (r < 0)
-		goto out_free_pt;
-
-	/* K_shared = BLAKE2b-512(dh || reader_pk || writer_pk)[0..32) */
-	memcpy(kin + 32, pk, 32);
-	memcpy(kin + 64, wpk, 32);
-	r = cipher_blake2b512(kin, sizeof(kin), digest);
-	if (r < 0)
+	r = packet_key(sk, wpk, pk, wpk, digest);
+	if (r < 0) {
+		if (r == -EINVAL)
+			r = 0;
 		goto out_wipe;
+	}
 
 	r = cipher_aead_decrypt(digest, nonce, ct, ctlen, pt);
 	if (r == -EBADMSG) {
@@ -160,9 +174,7 @@ static int packet_open(const uint8_t *pkt, uint32_t plen, const uint8_t sk[32],
 	r = 1;
 
 out_wipe:
-	cipher_wipe(kin, sizeof(kin));
 	cipher_wipe(digest, sizeof(digest));
-out_free_pt:
 	if (pt) {
 		cipher_wipe(pt, ctlen - CIPHER_TAG_LEN);
 		free(pt);
@@ -302,7 +314,7 @@ static int packet_seal(const uint8_t wsk[32], const uint8_t wpk[32],
 		       const uint8_t rpk[32], const uint8_t *pt, size_t len,
 		       uint8_t *out)
 {
-	uint8_t kin[96], digest[64];
+	uint8_t digest[64];
 	int r;
 
 	put_le32(out, (uint32_t)(len + PKT_OVERHEAD));
@@ -313,12 +325,7 @@ static int packet_seal(const uint8_t wsk[32], const uint8_t wpk[32],
 		return r;
 
 	/* The writer is the "server" of crypto_kx: same first 32 bytes. */
-	r = cipher_x25519_shared(wsk, rpk, kin);
-	if (r < 0)
-		goto out_wipe;
-	memcpy(kin + 32, rpk, 32);
-	memcpy(kin + 64, wpk, 32);
-	r = cipher_blake2b512(kin, sizeof(kin), digest);
+	r = packet_key(wsk, rpk, rpk, wpk, digest);
 	if (r < 0)
 		goto out_wipe;
 
@@ -326,7 +333,6 @@ static int packet_seal(const uint8_t wsk[32], const uint8_t wpk[32],
 				out + 40 + CIPHER_NONCE_LEN);
 
 out_wipe:
-	cipher_wipe(kin, sizeof(kin));
 	cipher_wipe(digest, sizeof(digest));
 	return r;
 }
