@@ -2090,6 +2090,13 @@ static void *watch_thread(void *arg)
 
 	if (cfg->refresh_interval > 0)
 		next_refresh = time(NULL) + cfg->refresh_interval;
+	/*
+	 * Note every licence's status now: an end is logged (and acted on)
+	 * as a change from it, even when a SIGHUP comes before the first
+	 * tick.
+	 */
+	if (cfg->trust)
+		watch_licences();
 	while (!__atomic_load_n(&state.stopping, __ATOMIC_SEQ_CST)) {
 		clock_gettime(CLOCK_REALTIME, &deadline);
 		deadline.tv_sec += 1;

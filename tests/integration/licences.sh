@@ -307,6 +307,14 @@ cp "$W/bound.jws" "$LIC"
 check "mounts with the licence restored" start -- -o "$OPTS"
 check_eq "restored licence reads" "OK $(sha256sum < "$W/src/bound/data.bin" | cut -d' ' -f1)" \
 	"$(errno_of "$MNT/datasets/bound/data.bin")"
+# Revoked and refreshed at once, before the watcher's first tick: the
+# end is still logged (and acted on).
+"${MK[@]}" revoke "$M" "$BOUND" >/dev/null
+kill -HUP "$DPID"
+sleep 1.5
+check "a revocation right after mounting is logged" jq -e -R -n \
+	--arg id "$BOUND" '[inputs|fromjson?] | any(.[]; .event=="revoked"
+	and .licence==$id)' "$LOG"
 stop
 
 # Re-published while a file is open: the open handle stays on the version
