@@ -196,10 +196,11 @@ static int cmd_verify(const struct options *o)
 		       res.what);
 		return EXIT_PROBLEM;
 	}
-	printf("OK: %zu file%s, %llu records, %llu checkpoints, chain intact",
-	       o->nlogs, o->nlogs == 1 ? "" : "s",
-	       (unsigned long long)res.records,
-	       (unsigned long long)res.checkpoints);
+	printf("OK: %zu file%s, %llu record%s, %llu checkpoint%s, chain "
+	       "intact", o->nlogs, o->nlogs == 1 ? "" : "s",
+	       (unsigned long long)res.records, res.records == 1 ? "" : "s",
+	       (unsigned long long)res.checkpoints,
+	       res.checkpoints == 1 ? "" : "s");
 	if (res.records)
 		printf(" (seq %llu to %llu)",
 		       (unsigned long long)res.first_seq,
@@ -230,9 +231,12 @@ static int cmd_verify(const struct options *o)
 		printf("host key: %s, as recorded in the log itself: this "
 		       "proves the log is consistent, not where it came from "
 		       "(give --key HOST-PUBKEY for that)\n", res.host_key);
-	else
+	else if (res.checkpoints)
 		printf("host key: %s (given): checkpoints signed by this "
 		       "host\n", res.host_key);
+	else
+		printf("host key: %s (given): no checkpoint yet to check it "
+		       "against\n", res.host_key);
 	return 0;
 }
 
