@@ -816,10 +816,10 @@ static const uint8_t *seg_key(const struct cache_file *f, uint64_t idx)
 	return f->sums + idx * 32;
 }
 
-int cache_file_check(void *ctx, uint64_t idx, const uint8_t *seg,
-		     size_t len)
+/* Does segment idx hash to the digest the manifest binds? */
+static int seg_check(const struct cache_file *f, uint64_t idx,
+		     const uint8_t *seg, size_t len)
 {
-	struct cache_file *f = ctx;
 	uint8_t digest[32];
 	int r;
 
@@ -854,8 +854,7 @@ static int fetch_segments(struct cache_file *f, uint64_t first, uint64_t n,
 			return r == -ENOMEM ? r : -EIO;
 		}
 		for (idx = first, off = 0; idx < first + n; idx++) {
-			if (cache_file_check(f, idx, buf + off,
-					     seg_len(f, idx)) < 0)
+			if (seg_check(f, idx, buf + off, seg_len(f, idx)) < 0)
 				break;
 			off += seg_len(f, idx);
 		}
@@ -1095,7 +1094,7 @@ int cache_file_fetch(void *ctx, uint64_t off, uint8_t *buf, size_t len)
 	struct slot *sl;
 	uint64_t first, n, i, pos, sum = 0;
 	struct mentry *e;
-	int r, err = 0;
+	int err = 0;
 
 	cache_error[0] = '\0';
 	if (len == 0)
@@ -1108,12 +1107,9 @@ int cache_file_fetch(void *ctx, uint64_t off, uint8_t *buf, size_t len)
 	for (n = 0; sum < len && first + n < f->nsegs; n++)
 		sum += seg_len(f, first + n);
 	if (off % SEG || sum != len) {
-		/* Not whole segments: no caching, the reader checks. */
-		r = http_get_range_validated(c->http, f->url, f->v,
-					     f->data_off + off, len, buf);
-		if (r < 0)
-			set_error("%s", http_last_error());
-		return r;
+		/* Only whole segments can be checked against the manifest. */
+		set_error("range not made of whole segments");
+		return -EINVAL;
 	}
 	sl = calloc((size_t)n, sizeof(*sl));
 	if (!sl) {

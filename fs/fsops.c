@@ -168,15 +168,16 @@ static int of_fetch(void *ctx, uint64_t off, uint8_t *buf, size_t len)
 	return http_get_range(of->http, of->url, of->data_off + off, len, buf);
 }
 
-/* A segment must hash to the digest the signed manifest binds. */
+/*
+ * A segment must hash to the digest the signed manifest binds.  Only
+ * without the cache: cache_file_fetch() checks every segment it returns.
+ */
 static int of_check(void *ctx, uint64_t idx, const uint8_t *seg, size_t len)
 {
 	struct open_file *of = ctx;
 	uint8_t digest[32];
 	int r;
 
-	if (of->cf)
-		return cache_file_check(of->cf, idx, seg, len);
 	if (idx >= of->nsums)
 		return -EBADMSG;
 	r = cipher_sha256(seg, len, digest);
@@ -320,7 +321,8 @@ static int open_file_new_market(const struct fsops_config *cfg,
 
 	/*
 	 * Segments come through the cache (memory, disk, read-ahead), which
-	 * takes the digests over and checks every segment it keeps.
+	 * takes the digests over and checks every segment it returns, so
+	 * the reader need not hash them a second time.
 	 */
 	if (cfg->cache) {
 		r = cache_file_new(cfg->cache, of->url, of->data_off,
@@ -328,6 +330,7 @@ static int open_file_new_market(const struct fsops_config *cfg,
 		if (r < 0)
 			goto out_free_url;
 		of->sums = NULL;
+		ops.check = NULL;
 	}
 
 	*ret_why = "size";

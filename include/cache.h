@@ -113,20 +113,17 @@ struct cache_file *cache_file_free(struct cache_file *f);
 
 /*
  * A c4gh_fetch_fn (ctx is the cache_file): exactly len bytes of the
- * data section at off.  Every whole segment returned has matched its
- * digest.  0, or -EIO (transport failure after retries, or a failed
- * download shared with another reader), -EBADMSG (the object's bytes do
- * not match the manifest), -ENOMEM, -EINVAL (a range outside the data).
- * Blocks for at most the transfer deadlines.  Feeds the read-ahead.
+ * data section at off, which must be whole segments (off on a segment
+ * boundary, len ending on one or at the end of the data).  Every
+ * segment returned has matched its digest, whether it came from the
+ * network, memory or disk, so the caller need not hash it again.  0,
+ * or -EIO (transport failure after retries, or a failed download
+ * shared with another reader), -EBADMSG (the object's bytes do not
+ * match the manifest), -ENOMEM, -EINVAL (a range outside the data or
+ * not made of whole segments).  Blocks for at most the transfer
+ * deadlines.  Feeds the read-ahead.
  */
 int cache_file_fetch(void *ctx, uint64_t off, uint8_t *buf, size_t len);
-
-/*
- * A c4gh_check_fn (ctx is the cache_file): does segment idx hash to its
- * digest?  0, or -EBADMSG.
- */
-int cache_file_check(void *ctx, uint64_t idx, const uint8_t *seg,
-		     size_t len);
 
 /* Why the last failed call on this thread failed; never NULL. */
 const char *cache_last_error(void);

@@ -246,17 +246,27 @@ static void test_cache_serves_exact_bytes_and_files_them_by_digest(
 	cache_free(c);
 }
 
-static void test_cache_serves_unaligned_ranges(void **state)
+static void test_cache_serves_whole_segments_only(void **state)
 {
 	struct fx *fx = *state;
 	struct cache *c = new_cache(fx, 1 << 30);
 	struct cache_file *f = new_file(fx, c);
-	uint8_t buf[3000];
+	static uint8_t buf[2 * SEG];
 
-	assert_int_equal(cache_file_fetch(f, SEG + 17, buf, sizeof(buf)), 0);
-	assert_memory_equal(buf, fx->data + SEG + 17, sizeof(buf));
+	/* Part of a segment cannot be checked: refused, nothing copied. */
+	memset(buf, 0xa5, sizeof(buf));
+	assert_int_equal(cache_file_fetch(f, SEG + 17, buf, 3000), -EINVAL);
+	assert_int_equal(cache_file_fetch(f, SEG, buf, 3000), -EINVAL);
+	assert_int_equal(cache_file_fetch(f, SEG, buf, SEG + 1), -EINVAL);
+	assert_int_equal(buf[0], 0xa5);
 	assert_int_equal(cache_file_fetch(f, DLEN - 10, buf, 11), -EINVAL);
 	assert_int_equal(cache_file_fetch(f, DLEN, buf, 1), -EINVAL);
+
+	/* The short last segment is whole. */
+	assert_int_equal(cache_file_fetch(f, 5 * SEG, buf, 1000), 0);
+	assert_memory_equal(buf, fx->data + 5 * SEG, 1000);
+	assert_int_equal(cache_file_fetch(f, 4 * SEG, buf, SEG + 1000), 0);
+	assert_memory_equal(buf, fx->data + 4 * SEG, SEG + 1000);
 	cache_file_free(f);
 	cache_free(c);
 }
@@ -595,7 +605,7 @@ int main(void)
 			test_cache_serves_exact_bytes_and_files_them_by_digest,
 			setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_cache_serves_unaligned_ranges, setup, teardown),
+			test_cache_serves_whole_segments_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_cache_survives_restart_and_serves_without_origin,
 			setup, teardown),
