@@ -245,6 +245,35 @@ static void test_http_source_to_base_keeps_urls(void **state)
 			 -EPROTONOSUPPORT);
 }
 
+/* Ranges of file:// URLs are read locally: escapes, hosts, oddities. */
+static void test_http_range_of_local_names(void **state)
+{
+	char url[PATH_MAX + 64], *u;
+	uint8_t buf[16];
+
+	(void)state;
+	u = url_of("with space/x%y.txt");
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(http_get_range(h, u, 4, 4, buf), 0);
+	assert_memory_equal(buf, "name", 4);
+	free(u);
+
+	/* "localhost" is this host; any other host is not. */
+	snprintf(url, sizeof(url), "file://localhost%s/small.txt", tmpdir);
+	assert_int_equal(http_get_range(h, url, 0, 5, buf), 0);
+	assert_memory_equal(buf, "hello", 5);
+	snprintf(url, sizeof(url), "file://elsewhere%s/small.txt", tmpdir);
+	assert_int_not_equal(http_get_range(h, url, 0, 5, buf), 0);
+
+	/* An escaped NUL never cuts the path short. */
+	snprintf(url, sizeof(url), "file://%s/small.txt%%00.jws", tmpdir);
+	assert_int_not_equal(http_get_range(h, url, 0, 5, buf), 0);
+
+	/* A directory cannot be read. */
+	snprintf(url, sizeof(url), "file://%s/with%%20space", tmpdir);
+	assert_int_equal(http_get_range(h, url, 0, 5, buf), -EIO);
+}
+
 static void test_http_url_join_encodes_and_reads(void **state)
 {
 	uint8_t *buf = NULL;
@@ -390,6 +419,7 @@ int main(void)
 		cmocka_unit_test(test_http_size_of_file),
 		cmocka_unit_test(test_http_range_returns_exact_bytes),
 		cmocka_unit_test(test_http_range_past_eof_is_eio),
+		cmocka_unit_test(test_http_range_of_local_names),
 		cmocka_unit_test(test_http_source_to_base_of_relative_dir),
 		cmocka_unit_test(test_http_source_to_base_keeps_urls),
 		cmocka_unit_test(test_http_url_join_encodes_and_reads),
