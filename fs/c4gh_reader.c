@@ -9,14 +9,22 @@
  * Invariants:
  * - A segment's bytes reach the caller's buffer or the cache only after
  *   the check callback accepted its ciphertext and its tag verified.
+ *   A segment the request wants whole is decrypted straight into the
+ *   caller's buffer (which is wiped if the request fails); only
+ *   segments the request wants part of go through a scratch buffer and
+ *   into the cache, where the rest of them is likely to be asked for
+ *   next.
  * - Fetches, checks and decryption run outside the lock, into buffers
- *   private to the call; the lock only guards the cache.
+ *   private to the calling thread (kept between calls: a request-sized
+ *   allocation per call costs more than the copy it holds); the lock
+ *   guards the cache and the nonce table.
  * - A failure fails the whole call (no short count before EOF), and the
  *   cause goes to *ret_error.
  */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,12 +33,20 @@
 
 #define CACHE_SLOTS	4	/* decrypted segments kept */
 #define FETCH_BATCH	16	/* segments per fetch call at most */
+#define NONCE_SLOTS	1024	/* nonces remembered, at most */
+#define NONCE_LEN	12
 
 struct cache_slot {
 	uint64_t idx;		/* segment index */
 	uint64_t stamp;		/* last use, for LRU; 0 = empty */
 	size_t len;		/* plaintext bytes */
 	uint8_t *pt;		/* C4GH_SEGMENT_SIZE bytes */
+};
+
+/* A direct-mapped table of the nonces of segments read so far. */
+struct nonce_slot {
+	uint64_t idx1;		/* segment index + 1; 0 = empty */
+	uint8_t nonce[NONCE_LEN];
 };
 
 struct c4gh_reader {
@@ -40,10 +56,65 @@ struct c4gh_reader {
 	uint64_t plain_size;		/* claimed by data_len */
 	uint64_t visible;		/* after the edit list */
 
-	pthread_mutex_t lock;		/* guards slots and clock */
+	pthread_mutex_t lock;		/* guards slots, clock, nonces */
 	struct cache_slot slots[CACHE_SLOTS];
 	uint64_t clock;
+	struct nonce_slot *nonces;	/* nnonces entries, made lazily */
+	size_t nnonces;			/* a power of two */
+	bool reuse_told;
 };
+
+/* Per-thread scratch space, kept between calls and freed at exit. */
+struct scratch {
+	uint8_t *cbuf;			/* FETCH_BATCH cipher segments */
+	uint8_t *pt;			/* one plaintext segment, wiped */
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_err;
+
+static void scratch_free(void *p)
+{
+	struct scratch *s = p;
+
+	if (!s)
+		return;
+	if (s->pt)
+		cipher_wipe(s->pt, C4GH_SEGMENT_SIZE);
+	free(s->pt);
+	free(s->cbuf);
+	free(s);
+}
+
+static void scratch_key_make(void)
+{
+	scratch_key_err = pthread_key_create(&scratch_key, scratch_free);
+}
+
+/* This thread's scratch space, or NULL when out of memory. */
+static struct scratch *scratch_get(void)
+{
+	struct scratch *s;
+
+	if (pthread_once(&scratch_once, scratch_key_make) != 0 ||
+	    scratch_key_err != 0)
+		return NULL;
+	s = pthread_getspecific(scratch_key);
+	if (s)
+		return s;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->cbuf = malloc((size_t)FETCH_BATCH * C4GH_CIPHER_SEGMENT);
+	s->pt = malloc(C4GH_SEGMENT_SIZE);
+	if (!s->cbuf || !s->pt || pthread_setspecific(scratch_key, s) != 0) {
+		scratch_free(s);
+		return NULL;
+	}
+	return s;
+}
 
 int c4gh_reader_new(const struct c4gh_header *hdr, uint64_t data_len,
 		    const struct c4gh_reader_ops *ops,
@@ -108,6 +179,7 @@ struct c4gh_reader *c4gh_reader_free(struct c4gh_reader *r)
 			cipher_wipe(r->slots[i].pt, C4GH_SEGMENT_SIZE);
 		free(r->slots[i].pt);
 	}
+	free(r->nonces);
 	/* The mutex exists whenever the header copy and every slot do. */
 	if (r->hdr && r->slots[CACHE_SLOTS - 1].pt)
 		pthread_mutex_destroy(&r->lock);
@@ -195,18 +267,61 @@ static void set_error(struct c4gh_reader_error *e, int err, uint64_t seg,
 }
 
 /*
+ * Note the nonce of authenticated segment idx.  Returns the index of an
+ * earlier segment with the same nonce the first time one is seen in
+ * this reader, else UINT64_MAX.
+ */
+static uint64_t nonce_note(struct c4gh_reader *r, uint64_t idx,
+			   const uint8_t *seg)
+{
+	uint64_t h, nsegs, earlier = UINT64_MAX;
+	struct nonce_slot *ns;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->reuse_told)
+		goto out_unlock;
+	if (!r->nonces) {
+		nsegs = (r->data_len + C4GH_CIPHER_SEGMENT - 1) /
+			C4GH_CIPHER_SEGMENT;
+		for (r->nnonces = 1; r->nnonces < nsegs &&
+		     r->nnonces < NONCE_SLOTS; r->nnonces <<= 1)
+			;
+		r->nonces = calloc(r->nnonces, sizeof(*r->nonces));
+		if (!r->nonces)
+			goto out_unlock;	/* only a diagnostic lost */
+	}
+
+	/* Nonces are random: their first bytes spread well enough. */
+	memcpy(&h, seg, sizeof(h));
+	ns = &r->nonces[h & (r->nnonces - 1)];
+	if (ns->idx1 && ns->idx1 != idx + 1 &&
+	    memcmp(ns->nonce, seg, NONCE_LEN) == 0) {
+		earlier = ns->idx1 - 1;
+		r->reuse_told = true;
+		goto out_unlock;
+	}
+	ns->idx1 = idx + 1;
+	memcpy(ns->nonce, seg, NONCE_LEN);
+out_unlock:
+	pthread_mutex_unlock(&r->lock);
+	return earlier;
+}
+
+/*
  * Fetch segments first..last (all missing from the cache) in one call,
- * check, authenticate and decrypt each, copy its part of the plaintext
- * range [poff, pend) into dst (which holds byte poff), and cache it.
+ * check, authenticate and decrypt each, put its part of the plaintext
+ * range [poff, pend) into dst (which holds byte poff), and cache the
+ * segments the range wants only part of.
  */
 static int fetch_run(struct c4gh_reader *r, uint64_t first, uint64_t last,
 		     uint64_t poff, uint64_t pend, uint8_t *dst,
-		     uint8_t *cbuf, uint8_t *pt,
-		     struct c4gh_reader_error *ret_error)
+		     struct scratch *sc, struct c4gh_reader_error *ret_error)
 {
 	uint64_t coff = first * C4GH_CIPHER_SEGMENT;
-	size_t clen = 0, off = 0, slen;
-	uint64_t idx, sstart, a, b;
+	uint8_t *cbuf = sc->cbuf, *out;
+	size_t clen = 0, off = 0, slen, plen;
+	uint64_t idx, sstart, a, b, earlier;
+	bool whole;
 	ssize_t n;
 	int err;
 
@@ -239,6 +354,9 @@ static int fetch_run(struct c4gh_reader *r, uint64_t first, uint64_t last,
 
 	for (idx = first; idx <= last; idx++, off += slen) {
 		slen = seg_cipher_len(r, idx);
+		plen = slen - C4GH_SEGMENT_OVERHEAD;
+		sstart = idx * C4GH_SEGMENT_SIZE;
+		whole = sstart >= poff && sstart + plen <= pend;
 
 		if (r->ops.check) {
 			err = r->ops.check(r->ops.ctx, idx, cbuf + off, slen);
@@ -249,39 +367,45 @@ static int fetch_run(struct c4gh_reader *r, uint64_t first, uint64_t last,
 		}
 
 		/* The single point where plaintext is authenticated. */
-		n = c4gh_segment_decrypt(r->hdr, cbuf + off, slen, pt);
+		out = whole ? dst + (sstart - poff) : sc->pt;
+		n = c4gh_segment_decrypt(r->hdr, cbuf + off, slen, out);
 		if (n < 0) {
 			set_error(ret_error, (int)n, idx, "tag");
 			return (int)n;
 		}
-		if ((size_t)n != slen - C4GH_SEGMENT_OVERHEAD) {
-			cipher_wipe(pt, C4GH_SEGMENT_SIZE);
+		if ((size_t)n != plen) {
 			set_error(ret_error, -EBADMSG, idx, "size");
 			return -EBADMSG;
 		}
 
-		/* This segment's share of [poff, pend). */
-		sstart = idx * C4GH_SEGMENT_SIZE;
-		a = poff > sstart ? poff : sstart;
-		b = pend < sstart + (uint64_t)n ? pend : sstart + (uint64_t)n;
-		if (a < b)
-			memcpy(dst + (a - poff), pt + (a - sstart), b - a);
+		if (r->ops.nonce_reuse) {
+			earlier = nonce_note(r, idx, cbuf + off);
+			if (earlier != UINT64_MAX)
+				r->ops.nonce_reuse(r->ops.ctx, earlier, idx);
+		}
+		if (whole)
+			continue;
 
-		cache_put(r, idx, pt, (size_t)n);
-		cipher_wipe(pt, (size_t)n);
+		/* This segment's share of [poff, pend). */
+		a = poff > sstart ? poff : sstart;
+		b = pend < sstart + plen ? pend : sstart + plen;
+		if (a < b)
+			memcpy(dst + (a - poff), sc->pt + (a - sstart), b - a);
+		cache_put(r, idx, sc->pt, plen);
+		cipher_wipe(sc->pt, plen);
 	}
 	return 0;
 }
 
 /* Copy plaintext [poff, poff + len) into dst. */
 static int read_plain(struct c4gh_reader *r, uint64_t poff, size_t len,
-		      uint8_t *dst, uint8_t **cbuf, uint8_t **pt,
-		      struct c4gh_reader_error *ret_error)
+		      uint8_t *dst, struct c4gh_reader_error *ret_error)
 {
 	uint64_t pend = poff + len;
 	uint64_t first = poff / C4GH_SEGMENT_SIZE;
 	uint64_t last = (pend - 1) / C4GH_SEGMENT_SIZE;
 	uint64_t idx, end, sstart, a, b;
+	struct scratch *sc;
 	int err;
 
 	for (idx = first; idx <= last; idx = end + 1) {
@@ -298,19 +422,16 @@ static int read_plain(struct c4gh_reader *r, uint64_t poff, size_t len,
 		       !cache_copy(r, end + 1, 0, 0, NULL))
 			end++;
 
-		if (!*cbuf) {
-			*cbuf = malloc((size_t)FETCH_BATCH *
-				       C4GH_CIPHER_SEGMENT);
-			*pt = malloc(C4GH_SEGMENT_SIZE);
-			if (!*cbuf || !*pt) {
-				set_error(ret_error, -ENOMEM, idx, "fetch");
-				return -ENOMEM;
-			}
+		sc = scratch_get();
+		if (!sc) {
+			set_error(ret_error, -ENOMEM, idx, "fetch");
+			return -ENOMEM;
 		}
-		err = fetch_run(r, idx, end, poff, pend, dst, *cbuf, *pt,
-				ret_error);
-		if (err < 0)
+		err = fetch_run(r, idx, end, poff, pend, dst, sc, ret_error);
+		if (err < 0) {
+			cipher_wipe(sc->pt, C4GH_SEGMENT_SIZE);
 			return err;
+		}
 	}
 	return 0;
 }
@@ -318,7 +439,6 @@ static int read_plain(struct c4gh_reader *r, uint64_t poff, size_t len,
 ssize_t c4gh_reader_pread(struct c4gh_reader *r, void *buf, size_t len,
 			  uint64_t off, struct c4gh_reader_error *ret_error)
 {
-	uint8_t *cbuf = NULL, *pt = NULL;
 	uint64_t poff, run;
 	size_t done = 0, n;
 	int err = 0;
@@ -341,17 +461,12 @@ ssize_t c4gh_reader_pread(struct c4gh_reader *r, void *buf, size_t len,
 			break;
 		}
 		n = run < len - done ? (size_t)run : len - done;
-		err = read_plain(r, poff, n, (uint8_t *)buf + done, &cbuf, &pt,
-				 ret_error);
+		err = read_plain(r, poff, n, (uint8_t *)buf + done, ret_error);
 		if (err < 0)
 			break;
 		done += n;
 	}
 
-	if (pt)
-		cipher_wipe(pt, C4GH_SEGMENT_SIZE);
-	free(pt);
-	free(cbuf);
 	if (err < 0) {
 		/* No byte of buf is valid: do not leave plaintext there. */
 		cipher_wipe(buf, len);

@@ -188,11 +188,28 @@ static int of_check(void *ctx, uint64_t idx, const uint8_t *seg, size_t len)
 	return 0;
 }
 
+/*
+ * The producer reused a nonce: harmless to this read (every tag held,
+ * and a market's segments matched their digests first), but a sign of
+ * a broken encrypter whose files may leak plaintext to anyone who sees
+ * two of them.  Once per open file.
+ */
+static void of_nonce_reuse(void *ctx, uint64_t first, uint64_t again)
+{
+	struct open_file *of = ctx;
+
+	log_warn("nonce reuse by producer: segments %llu and %llu of '%s' "
+		 "share a nonce", (unsigned long long)first,
+		 (unsigned long long)again, of->url);
+}
+
 static int open_file_new_plain(const struct fsops_config *cfg,
 			       const struct tree_node *node,
 			       struct open_file *of, const char **ret_why)
 {
-	struct c4gh_reader_ops ops = { of_fetch, NULL, of };
+	struct c4gh_reader_ops ops = {
+		.fetch = of_fetch, .ctx = of, .nonce_reuse = of_nonce_reuse,
+	};
 	struct c4gh_header hdr;
 	uint64_t data_len = 0;
 	int r;
@@ -249,7 +266,10 @@ static int open_file_new_market(const struct fsops_config *cfg,
 {
 	const struct market_file *f = node->mfile;
 	const struct market_licence_header *lh;
-	struct c4gh_reader_ops ops = { of_fetch, of_check, of };
+	struct c4gh_reader_ops ops = {
+		.fetch = of_fetch, .check = of_check, .ctx = of,
+		.nonce_reuse = of_nonce_reuse,
+	};
 	struct c4gh_header hdr;
 	uint8_t digest[32];
 	char *sums_url = NULL;
@@ -612,7 +632,12 @@ static void caller_get(struct caller *c)
 		c->pc.user = c->user;
 	}
 
-	ng = fuse_getgroups(64, gids);
+	/*
+	 * pid 0: the caller is in a PID namespace the daemon cannot see,
+	 * and libfuse would read "/proc/0/...".  Its groups are unknown:
+	 * only its primary gid counts.
+	 */
+	ng = ctx->pid > 0 ? fuse_getgroups(64, gids) : 0;
 	if (ng < 0 || ng > 63)
 		ng = 0;
 	gids[ng++] = ctx->gid;

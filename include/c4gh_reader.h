@@ -12,6 +12,10 @@
  * One reader is safe to use from several threads at once: it keeps a
  * small cache of decrypted segments behind its own lock, and runs
  * fetches outside that lock.
+ *
+ * It also remembers the nonces of recent segments and reports a
+ * producer that reused one (best effort: a bounded table, so two
+ * segments far apart in a large file may go unnoticed).
  */
 #ifndef MARKETFS_C4GH_READER_H
 #define MARKETFS_C4GH_READER_H
@@ -37,10 +41,20 @@ typedef int (*c4gh_fetch_fn)(void *ctx, uint64_t off, uint8_t *buf,
 typedef int (*c4gh_check_fn)(void *ctx, uint64_t idx, const uint8_t *seg,
 			     size_t len);
 
+/*
+ * Segment again carries the same nonce as segment first, read before
+ * it, although both authenticated: the producer reused a nonce (may be
+ * NULL).  Called at most once per reader, outside its lock.  The read itself goes on: the tags held,
+ * and a market's manifest digests were checked before.
+ */
+typedef void (*c4gh_nonce_reuse_fn)(void *ctx, uint64_t first,
+				    uint64_t again);
+
 struct c4gh_reader_ops {
 	c4gh_fetch_fn fetch;
 	c4gh_check_fn check;
 	void *ctx;
+	c4gh_nonce_reuse_fn nonce_reuse;
 };
 
 /*

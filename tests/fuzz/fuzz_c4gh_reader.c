@@ -137,7 +137,7 @@ out:
 static void run_file(const uint8_t *file, size_t len)
 {
 	static struct c4gh_header hdr;
-	struct c4gh_reader_ops ops = { fetch, check, NULL };
+	struct c4gh_reader_ops ops = { .fetch = fetch, .check = check };
 	struct source src = { NULL, 0, -1 };
 	struct c4gh_reader *r = NULL;
 	uint8_t *expect = NULL;
@@ -208,7 +208,7 @@ static void run_built(const uint8_t *data, size_t size)
 	static struct c4gh_header hdr;
 	static const uint8_t data_key[32] = { 0x44, 0x4b };
 	struct cursor c = { data, size };
-	struct c4gh_reader_ops ops = { fetch, check, NULL };
+	struct c4gh_reader_ops ops = { .fetch = fetch, .check = check };
 	struct source src = { NULL, 0, -1 };
 	struct c4gh_reader *r = NULL;
 	uint64_t edits[EDITS_MAX];
