@@ -1,6 +1,7 @@
 #!/bin/bash
 # Damaged ciphertext never reaches a reader as plaintext (reliability
-# cases T-C02..T-C10, T-C14, T-C15).  On a plain folder: every single-bit
+# cases T-C02..T-C10, T-C14, T-C15), and a producer's reused nonce is
+# reported (T-C11).  On a plain folder: every single-bit
 # flip of a small .c4gh file (header and data); hostile header lengths
 # and packet counts, unknown methods, a zero writer key, overflowing or
 # doubled edit lists, each rejected within 2 s with bounded daemon
@@ -75,6 +76,12 @@ if wait_mount "$W/pmnt" "$DPID"; then
 	pycheck python3 "$T" plain-sweep "$W/plain" "$W/pmnt" "$PLOG"
 	pycheck python3 "$T" hostile "$W/plain" "$W/pmnt" "$PLOG" \
 		"$W/buyer.pub" "$DPID"
+	# T-C11: a producer that reused a nonce: the bytes, and one warning.
+	check_eq "reused nonce: the bytes are the plaintext" \
+		"$(sha256sum < "$W/golden-reuse.bin")" \
+		"$(sha256sum < "$W/pmnt/reuse.bin")"
+	check_eq "reused nonce: warned once, naming the segments" \
+		"1" "$(grep -c 'nonce reuse by producer: segments 0 and 2 of .*reuse\.bin\.c4gh' "$W/plain.err")"
 	check "plain daemon still up after the sweeps" kill -0 "$DPID"
 	check "plain access log is well-formed JSON" log_ok "$PLOG"
 	fusermount3 -u "$W/pmnt"

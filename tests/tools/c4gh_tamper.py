@@ -4,10 +4,11 @@ check what readers see, for tests/integration/faults_integrity.sh.
 
 Usage:
   c4gh_tamper.py make-plain DIR PUBKEY
-      write DIR/flip.bin.c4gh (100 bytes of plaintext, one segment) and
-      DIR/hostile.bin.c4gh (66536 bytes, two segments), both encrypted
-      for PUBKEY by a minimal Crypt4GH v1 writer, with the plaintexts as
-      DIR/../golden-flip.bin and DIR/../golden-hostile.bin
+      write DIR/flip.bin.c4gh (100 bytes of plaintext, one segment),
+      DIR/hostile.bin.c4gh (66536 bytes, two segments) and
+      DIR/reuse.bin.c4gh (four segments, the first and third sharing a
+      nonce), encrypted for PUBKEY by a minimal Crypt4GH v1 writer, with
+      the plaintexts as DIR/../golden-NAME
   c4gh_tamper.py plain-sweep DIR MNT LOG
       every single-bit flip of flip.bin.c4gh (header and data)
   c4gh_tamper.py hostile DIR MNT LOG PUBKEY DAEMON_PID
@@ -274,10 +275,21 @@ def control(log, shown, name, golden, what):
 def make_plain(d, pub):
     rpk = load_pub(pub)
     up = os.path.dirname(os.path.abspath(d))
-    for name, n in (("flip.bin", 100), ("hostile.bin", SEG + 1000)):
+    for name, n in (("flip.bin", 100), ("hostile.bin", SEG + 1000),
+                    ("reuse.bin", 3 * SEG + 100)):
         pt = os.urandom(n)
         key = os.urandom(32)
-        blob = header([packet(keypkt(key), rpk)]) + segments(key, pt)
+        if name == "reuse.bin":
+            # A broken producer: segments 0 and 2 share one nonce.
+            nonces = [os.urandom(12), os.urandom(12)]
+            nonces += [nonces[0], os.urandom(12)]
+            data = b"".join(
+                nonces[i // SEG] + ChaCha20Poly1305(key).encrypt(
+                    nonces[i // SEG], pt[i:i + SEG], None)
+                for i in range(0, n, SEG))
+        else:
+            data = segments(key, pt)
+        blob = header([packet(keypkt(key), rpk)]) + data
         open(os.path.join(d, name + ".c4gh"), "wb").write(blob)
         open(os.path.join(up, "golden-" + name), "wb").write(pt)
 
