@@ -34,6 +34,7 @@
 #define CACHE_SLOTS	4	/* decrypted segments kept */
 #define FETCH_BATCH	16	/* segments per fetch call at most */
 #define NONCE_SLOTS	1024	/* nonces remembered, at most */
+#define NONCE_PROBES	8	/* slots looked at per nonce */
 #define NONCE_LEN	12
 
 struct cache_slot {
@@ -270,12 +271,18 @@ static void set_error(struct c4gh_reader_error *e, int err, uint64_t seg,
  * Note the nonce of authenticated segment idx.  Returns the index of an
  * earlier segment with the same nonce the first time one is seen in
  * this reader, else UINT64_MAX.
+ *
+ * The table has room for twice the file's segments up to NONCE_SLOTS,
+ * and a nonce is looked for in NONCE_PROBES slots from its home: exact
+ * for files of up to NONCE_SLOTS / 2 segments; in larger ones, a full
+ * window overwrites the home slot, so a reuse far apart may be missed.
  */
 static uint64_t nonce_note(struct c4gh_reader *r, uint64_t idx,
 			   const uint8_t *seg)
 {
+	struct nonce_slot *ns, *empty = NULL;
 	uint64_t h, nsegs, earlier = UINT64_MAX;
-	struct nonce_slot *ns;
+	size_t i, mask;
 
 	pthread_mutex_lock(&r->lock);
 	if (r->reuse_told)
@@ -283,23 +290,32 @@ static uint64_t nonce_note(struct c4gh_reader *r, uint64_t idx,
 	if (!r->nonces) {
 		nsegs = (r->data_len + C4GH_CIPHER_SEGMENT - 1) /
 			C4GH_CIPHER_SEGMENT;
-		for (r->nnonces = 1; r->nnonces < nsegs &&
+		for (r->nnonces = NONCE_PROBES; r->nnonces < 2 * nsegs &&
 		     r->nnonces < NONCE_SLOTS; r->nnonces <<= 1)
 			;
 		r->nonces = calloc(r->nnonces, sizeof(*r->nonces));
 		if (!r->nonces)
 			goto out_unlock;	/* only a diagnostic lost */
 	}
+	mask = r->nnonces - 1;
 
 	/* Nonces are random: their first bytes spread well enough. */
 	memcpy(&h, seg, sizeof(h));
-	ns = &r->nonces[h & (r->nnonces - 1)];
-	if (ns->idx1 && ns->idx1 != idx + 1 &&
-	    memcmp(ns->nonce, seg, NONCE_LEN) == 0) {
-		earlier = ns->idx1 - 1;
-		r->reuse_told = true;
-		goto out_unlock;
+	for (i = 0; i < NONCE_PROBES; i++) {
+		ns = &r->nonces[(h + i) & mask];
+		if (!ns->idx1) {
+			empty = ns;
+			break;
+		}
+		if (memcmp(ns->nonce, seg, NONCE_LEN) != 0)
+			continue;
+		if (ns->idx1 != idx + 1) {
+			earlier = ns->idx1 - 1;
+			r->reuse_told = true;
+		}
+		goto out_unlock;	/* or this segment, read again */
 	}
+	ns = empty ? empty : &r->nonces[h & mask];
 	ns->idx1 = idx + 1;
 	memcpy(ns->nonce, seg, NONCE_LEN);
 out_unlock:
@@ -318,6 +334,7 @@ static int fetch_run(struct c4gh_reader *r, uint64_t first, uint64_t last,
 		     struct scratch *sc, struct c4gh_reader_error *ret_error)
 {
 	uint64_t coff = first * C4GH_CIPHER_SEGMENT;
+	c4gh_check_fn check = r->ops.check;
 	uint8_t *cbuf = sc->cbuf, *out;
 	size_t clen = 0, off = 0, slen, plen;
 	uint64_t idx, sstart, a, b, earlier;
@@ -332,8 +349,10 @@ static int fetch_run(struct c4gh_reader *r, uint64_t first, uint64_t last,
 	err = r->ops.fetch(r->ops.ctx, coff, cbuf, clen);
 	if (err < 0 && first < last) {
 		/*
-		 * Name the segment that is missing (a truncated or shortened
-		 * object fails the whole run): fetch them one at a time.
+		 * Name the first segment that is bad (a truncated or
+		 * shortened object fails the whole run, though its first
+		 * wrong segment may still be there to fetch): fetch and
+		 * check them one at a time.
 		 */
 		for (idx = first; idx <= last; idx++, off += slen) {
 			slen = seg_cipher_len(r, idx);
@@ -344,8 +363,15 @@ static int fetch_run(struct c4gh_reader *r, uint64_t first, uint64_t last,
 				set_error(ret_error, err, idx, "fetch");
 				return -EIO;
 			}
+			err = check ? check(r->ops.ctx, idx, cbuf + off, slen)
+				    : 0;
+			if (err < 0) {
+				set_error(ret_error, err, idx, "digest");
+				return err;
+			}
 		}
 		off = 0;
+		check = NULL;	/* done */
 	}
 	if (err < 0) {
 		set_error(ret_error, err, first, "fetch");
@@ -358,8 +384,8 @@ static int fetch_run(struct c4gh_reader *r, uint64_t first, uint64_t last,
 		sstart = idx * C4GH_SEGMENT_SIZE;
 		whole = sstart >= poff && sstart + plen <= pend;
 
-		if (r->ops.check) {
-			err = r->ops.check(r->ops.ctx, idx, cbuf + off, slen);
+		if (check) {
+			err = check(r->ops.ctx, idx, cbuf + off, slen);
 			if (err < 0) {
 				set_error(ret_error, err, idx, "digest");
 				return err;

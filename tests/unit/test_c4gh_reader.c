@@ -550,8 +550,20 @@ static void test_c4gh_reader_reports_nonce_reuse(void **state)
 	assert_int_equal(seen.calls, 1);
 	r = c4gh_reader_free(r);
 
+	/* The same, with the middle nonce in the same slot of the table. */
+	seen.calls = 0;
+	make_three(f, 7, 0x0f, 7, data);
+	assert_int_equal(c4gh_reader_new(&f->hdr, len, &ops, &r), 0);
+	assert_int_equal(c4gh_reader_pread(r, buf, plen, 0, NULL), plen);
+	assert_memory_equal(buf, f->plain, plen);
+	assert_int_equal(seen.calls, 1);
+	assert_int_equal(seen.first, 0);
+	assert_int_equal(seen.again, 2);
+	r = c4gh_reader_free(r);
+
 	/* Read backwards, one segment at a time: reported as 2, then 0. */
 	seen.calls = 0;
+	make_three(f, 7, 8, 7, data);
 	assert_int_equal(c4gh_reader_new(&f->hdr, len, &ops, &r), 0);
 	assert_int_equal(c4gh_reader_pread(r, buf, C4GH_SEGMENT_SIZE,
 					   2 * C4GH_SEGMENT_SIZE, NULL),
