@@ -1200,7 +1200,7 @@ int cache_get_verified(struct cache *c, const char *url,
 		       uint8_t **ret_buf, size_t *ret_len)
 {
 	uint8_t got[32], *buf = NULL;
-	bool remote = is_https(url) || c->local;
+	bool remote = cache_keeps(c, url);
 	size_t len = 0;
 	int r;
 
@@ -1233,6 +1233,11 @@ int cache_get_verified(struct cache *c, const char *url,
 
 /* ---- files and the cache ---------------------------------------------------- */
 
+bool cache_keeps(const struct cache *c, const char *url)
+{
+	return c && url && (is_https(url) || c->local);
+}
+
 int cache_file_new(struct cache *c, const char *url, uint64_t data_off,
 		   uint64_t data_len, uint8_t *sums, uint64_t nsums,
 		   struct cache_file **ret_file)
@@ -1263,7 +1268,7 @@ int cache_file_new(struct cache *c, const char *url, uint64_t data_off,
 	f->data_len = data_len;
 	f->nsegs = nsums;
 	f->sums = sums;
-	f->remote = is_https(url) || c->local;
+	f->remote = cache_keeps(c, url);
 	f->refs = 1;
 	*ret_file = f;
 	return 0;

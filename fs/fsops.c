@@ -340,11 +340,13 @@ static int open_file_new_market(const struct fsops_config *cfg,
 	of->nsums = f->nsegments;
 
 	/*
-	 * Segments come through the cache (memory, disk, read-ahead), which
-	 * takes the digests over and checks every segment it returns, so
-	 * the reader need not hash them a second time.
+	 * Remote segments come through the cache (memory, disk,
+	 * read-ahead), which takes the digests over and checks every
+	 * segment it returns, so the reader need not hash them a second
+	 * time.  Local ones are read from their file, each hashed by
+	 * of_check() right before it is decrypted.
 	 */
-	if (cfg->cache) {
+	if (cache_keeps(cfg->cache, of->url)) {
 		r = cache_file_new(cfg->cache, of->url, of->data_off,
 				   f->data_len, of->sums, of->nsums, &of->cf);
 		if (r < 0)

@@ -30,6 +30,7 @@
 #ifndef MARKETFS_CACHE_H
 #define MARKETFS_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,6 +111,15 @@ int cache_file_new(struct cache *c, const char *url, uint64_t data_off,
  * still running finishes on its own and frees what remains.  NULL-safe.
  */
 struct cache_file *cache_file_free(struct cache_file *f);
+
+/*
+ * Is url an object the cache keeps segments of: https://, or file://
+ * when the cache was made with the local option?  A plain local object
+ * is better read straight from its file, hashing each segment just
+ * before it is decrypted: the kernel's page cache already holds it, and
+ * a second copy in memory only costs a copy per segment.
+ */
+bool cache_keeps(const struct cache *c, const char *url);
 
 /*
  * A c4gh_fetch_fn (ctx is the cache_file): exactly len bytes of the
