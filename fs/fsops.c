@@ -30,6 +30,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,7 @@ static struct {
 	size_t nseats;
 	struct status_memo *memo;	/* watcher thread only */
 	size_t nmemo;
+	bool proc_ours;			/* /proc is of our PID namespace */
 } state = {
 	.lock = PTHREAD_RWLOCK_INITIALIZER,
 	.seats_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -442,6 +444,8 @@ static void event_for(struct alog_event *ev, const char *event,
 	ev->uid = ctx->uid;
 	ev->gid = ctx->gid;
 	ev->pid = ctx->pid;
+	if (!state.proc_ours)
+		ev->exe = "unknown";	/* not to be looked up in /proc */
 	if (node)
 		ev->file = node->relpath;
 	if (ds) {
@@ -625,6 +629,7 @@ static void caller_get(struct caller *c)
 	struct passwd pw, *pwp = NULL;
 	struct group gr, *grp;
 	ssize_t n;
+	pid_t pid;
 	int ng, i;
 
 	memset(c, 0, sizeof(*c));
@@ -637,9 +642,11 @@ static void caller_get(struct caller *c)
 	/*
 	 * pid 0: the caller is in a PID namespace the daemon cannot see,
 	 * and libfuse would read "/proc/0/...".  Its groups are unknown:
-	 * only its primary gid counts.
+	 * only its primary gid counts.  The same when /proc is not of the
+	 * daemon's PID namespace: the pid would name another process.
 	 */
-	ng = ctx->pid > 0 ? fuse_getgroups(64, gids) : 0;
+	pid = state.proc_ours ? ctx->pid : 0;
+	ng = pid > 0 ? fuse_getgroups(64, gids) : 0;
 	if (ng < 0 || ng > 63)
 		ng = 0;
 	gids[ng++] = ctx->gid;
@@ -655,8 +662,8 @@ static void caller_get(struct caller *c)
 	c->pc.groups = (const char *const *)c->group_names;
 	c->pc.ngroups = c->ngroups;
 
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)ctx->pid);
-	n = ctx->pid > 0 ? readlink(path, c->exe, sizeof(c->exe) - 1) : -1;
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	n = pid > 0 ? readlink(path, c->exe, sizeof(c->exe) - 1) : -1;
 	if (n > 0) {
 		c->exe[n] = '\0';
 		c->pc.exe = c->exe;
@@ -1082,7 +1089,8 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	ev.uid = h->uid;
 	ev.gid = h->gid;
 	ev.pid = h->pid;
-	ev.exe = h->exe;
+	if (h->exe)
+		ev.exe = h->exe;
 	ev.bytes = (int64_t)h->bytes;
 	ev.duration_ms = (now.tv_sec - h->start.tv_sec) * 1000 +
 			 (now.tv_nsec - h->start.tv_nsec) / 1000000;
@@ -2148,6 +2156,23 @@ static void *watch_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * Is /proc that of our own PID namespace?  Not for a daemon started in
+ * a new one without a /proc of its own (unshare -p without --mount-proc):
+ * there the callers' pids would name other processes.
+ */
+static bool proc_is_ours(void)
+{
+	char buf[32];
+	ssize_t n;
+
+	n = readlink("/proc/self", buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10) == (long)getpid();
+}
+
 int fsops_run(struct fsops_options *opt, const struct fsops_config *cfg)
 {
 	struct fuse_args *args = opt->fuse_args;
@@ -2176,6 +2201,7 @@ int fsops_run(struct fsops_options *opt, const struct fsops_config *cfg)
 		return 1;
 	state.shared = opt->allow_other;
 	state.owner = getuid();
+	state.proc_ours = proc_is_ours();
 
 	/* A mount that looks like any other read-only FUSE mount. */
 	if (fuse_opt_add_arg(args, "-osubtype=marketfs,fsname=marketfs") < 0)

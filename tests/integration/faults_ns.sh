@@ -10,7 +10,7 @@
 # user's uid; a namespaced id with no local user is refused.  A daemon in
 # its own PID namespace sees host readers as pid 0: they are decided on
 # uid rules alone and logged as pid 0, exe "unknown", and the daemon does
-# not look at /proc/0.
+# not look at /proc/0; one that kept the host's /proc looks no pid up.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 need_fuse
@@ -401,6 +401,36 @@ if [ $PIDNS_OK = 1 ]; then
 	wait "$NSPID" 2>/dev/null
 	check_eq "the daemon in the PID namespace exits 0" 0 $?
 	NSPID=
+fi
+
+# (c) A daemon in a new PID namespace that kept the host's /proc: its
+# callers' pids would name other processes there, so none is looked up.
+# The reader runs beside it, inside the namespace.
+LOG3=$W/access-proc.log
+MNT3=$W/mnt3
+mkdir -p "$MNT3"
+OPTS3="key=$W/b.sec,access_log=$LOG3,state_dir=$W/state3,market_key=$FP,refresh=0"
+out=$(unshare --pid --fork bash -c '
+	"$1" -f -o "$2" "$3" "$4" 2>>"$5" &
+	for _ in $(seq 50); do
+		mountpoint -q "$4" && ls "$4/datasets/ds" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	"$6" "$7" "$4/datasets/ds/p.bin"
+	fusermount3 -u "$4"
+	wait' _ "$BIN/marketfs" "$OPTS3" "$M" "$MNT3" "$W/daemon3.err" "$PYU" \
+	"$W/nsread.py" 2>&1)
+read -r ins pid res <<< "$out"
+if [ -z "$pid" ] || [ ! -s "$LOG3" ]; then
+	echo "SKIP-STEP: marketfs in a new PID namespace with the host's /proc did not run: $out $(cat "$W/daemon3.err")"
+else
+	check_eq "pid namespace, host's /proc: the reader gets exact bytes" \
+		"OK $(sum p.bin)" "$res"
+	check_eq "pid namespace, host's /proc: its open is logged with its pid and exe \"unknown\"" \
+		1 "$(count ".event==\"open\" and .pid==$pid and .exe==\"unknown\"
+		and .decision==\"allow\"" "$LOG3")"
+	check_eq "pid namespace, host's /proc: no record names an executable" \
+		0 "$(count '.exe != null and .exe != "unknown"' "$LOG3")"
 fi
 
 check "no sanitizer report from either daemon" bash -c \
