@@ -209,15 +209,44 @@ class Bench:
                 dst.write(b)
                 left -= len(b)
 
+    def still_mounts(self, source, fpfile):
+        """Does a market prepared by an earlier run still mount?  One
+        made by an older marketfs-market may not, after a change of the
+        market format."""
+        try:
+            fp = open(self.w + "/" + fpfile).read().strip()
+            self.mfs_mount(source, fp=fp).close()
+            return True
+        except (OSError, RuntimeError):
+            return False
+
+    def forget_prepared_markets(self):
+        w = self.w
+        for name in os.listdir(w):
+            if name.startswith(".done-"):
+                os.unlink(w + "/" + name)
+        for d in ("market", "market-rss", "market-many", "keys",
+                  "keys-rss", "keys-many", "state", "state-many"):
+            shutil.rmtree(w + "/" + d, ignore_errors=True)
+        for f in ("many.count", "fingerprint", "fingerprint-rss"):
+            if os.path.exists(w + "/" + f):
+                os.unlink(w + "/" + f)
+
     def prepare(self):
         w = self.w
         os.makedirs(w, exist_ok=True)
+        if self.stamp("market") and not (
+                self.still_mounts(self.market, "fingerprint") and
+                self.still_mounts(w + "/market-rss", "fingerprint-rss")):
+            log("the prepared markets no longer mount (made by an older "
+                "marketfs-market?): preparing them again")
+            self.forget_prepared_markets()
         if not self.stamp("market"):
             log("preparing the market (once)")
             for d in ("market", "keys", "src", "state", "gocrypt"):
                 shutil.rmtree(w + "/" + d, ignore_errors=True)
-            run([self.bin + "/marketfs-keygen", "--nocrypt", "--pk",
-                 w + "/buyer.pub", "--sk", w + "/buyer.sec"],
+            run([self.bin + "/marketfs-keygen", "--nocrypt", "--force",
+                 "--pk", w + "/buyer.pub", "--sk", w + "/buyer.sec"],
                 stdout=subprocess.DEVNULL)
             o = out(self.mk + ["init", self.market, "--name", "Bench"])
             fp = [l.split()[-1] for l in o.splitlines()
