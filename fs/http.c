@@ -89,6 +89,13 @@ struct http {
 	long timeout;
 	int retries;
 	pthread_key_t key;
+	/*
+	 * Connections, TLS sessions and DNS answers shared by the threads'
+	 * handles: a worker's first request reuses the connection the
+	 * mount opened instead of a handshake of its own.
+	 */
+	CURLSH *share;
+	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 };
 
 /* One thread's easy handle for one struct http. */
@@ -185,7 +192,9 @@ static int slot_get(struct http *h, struct http_slot **ret_slot)
 		return -ENOMEM;
 	}
 	slot->owner = h;
-	if (pthread_setspecific(h->key, slot) != 0) {
+	/* Kept by curl_easy_reset(): set once. */
+	if (curl_easy_setopt(slot->easy, CURLOPT_SHARE, h->share) !=
+	    CURLE_OK || pthread_setspecific(h->key, slot) != 0) {
 		curl_easy_cleanup(slot->easy);
 		free(slot);
 		return -ENOMEM;
@@ -199,6 +208,64 @@ static int slot_get(struct http *h, struct http_slot **ret_slot)
 }
 
 /* ---- construction ------------------------------------------------------ */
+
+static void share_lock(CURL *e, curl_lock_data data, curl_lock_access acc,
+		       void *arg)
+{
+	struct http *h = arg;
+
+	(void)e;
+	(void)acc;
+	if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
+		pthread_mutex_lock(&h->share_locks[data]);
+}
+
+static void share_unlock(CURL *e, curl_lock_data data, void *arg)
+{
+	struct http *h = arg;
+
+	(void)e;
+	if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST)
+		pthread_mutex_unlock(&h->share_locks[data]);
+}
+
+static int share_new(struct http *h)
+{
+	CURLSHcode c = CURLSHE_OK;
+	int i;
+
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&h->share_locks[i], NULL);
+	h->share = curl_share_init();
+	if (!h->share)
+		return -ENOMEM;
+#define SHARE(opt, val)						\
+	do {							\
+		if (c == CURLSHE_OK)				\
+			c = curl_share_setopt(h->share, opt, val); \
+	} while (0)
+	SHARE(CURLSHOPT_LOCKFUNC, share_lock);
+	SHARE(CURLSHOPT_UNLOCKFUNC, share_unlock);
+	SHARE(CURLSHOPT_USERDATA, h);
+	SHARE(CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	SHARE(CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	SHARE(CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+#undef SHARE
+	if (c != CURLSHE_OK)
+		return c == CURLSHE_NOMEM ? -ENOMEM : -EIO;
+	return 0;
+}
+
+static void share_free(struct http *h)
+{
+	int i;
+
+	if (h->share)
+		(void)curl_share_cleanup(h->share);
+	h->share = NULL;
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&h->share_locks[i]);
+}
 
 /*
  * Read the bearer token: a regular file not readable by group or others,
@@ -327,13 +394,18 @@ int http_new(const struct http_options *opt, struct http **ret_http)
 		}
 	}
 
+	r = share_new(h);
+	if (r < 0)
+		goto out_free_share;
 	if (pthread_key_create(&h->key, slot_destroy) != 0) {
 		r = -EAGAIN;
-		goto out_free;
+		goto out_free_share;
 	}
 	*ret_http = h;
 	return 0;
 
+out_free_share:
+	share_free(h);
 out_free:
 	if (h->token) {
 		cipher_wipe(h->token, h->token_len);
@@ -371,6 +443,7 @@ struct http *http_free(struct http *h)
 	/* Threads still alive keep a dangling value, but a deleted key's
 	 * destructor is never called. */
 	(void)pthread_key_delete(h->key);
+	share_free(h);		/* after every handle that used it */
 
 	if (h->token) {
 		cipher_wipe(h->token, h->token_len);
