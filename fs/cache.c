@@ -57,8 +57,8 @@
 #define MBUCKETS	1024		/* memory hash buckets */
 #define DBUCKETS	16384		/* disk index hash buckets */
 #define MEM_MIN_ENTRIES	8
-#define RA_CHUNK	4		/* segments per read-ahead request */
-#define RA_WINDOW_MAX	32		/* segments read ahead at most */
+#define RA_CHUNK	16		/* segments per read-ahead request */
+#define RA_WINDOW_MAX	64		/* segments read ahead at most */
 #define JOBS_MAX	64		/* queued read-ahead requests */
 #define WORKERS_MAX	16
 #define CAUSE_MAX	200
