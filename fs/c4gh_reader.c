@@ -2,8 +2,9 @@
  * c4gh_reader.c - random access to the plaintext of one Crypt4GH file.
  *
  * A read maps visible offsets through the edit list to plaintext runs,
- * each run to segments, and serves each segment from a small cache of
- * decrypted segments or fetches it.  Missing segments that follow each
+ * each run to segments, and serves each segment from a cache of
+ * decrypted segments (a few of its own, or the c4gh_pool it was given)
+ * or fetches it.  Missing segments that follow each
  * other are fetched in one callback call (up to FETCH_BATCH segments).
  *
  * Invariants:
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "c4gh_pool.h"
 #include "c4gh_reader.h"
 #include "cipher.h"
 
@@ -57,8 +59,9 @@ struct c4gh_reader {
 	uint64_t plain_size;		/* claimed by data_len */
 	uint64_t visible;		/* after the edit list */
 
+	uint64_t owner;			/* our key in ops.pool */
 	pthread_mutex_t lock;		/* guards slots, clock, nonces */
-	struct cache_slot slots[CACHE_SLOTS];
+	struct cache_slot slots[CACHE_SLOTS];	/* without a pool */
 	uint64_t clock;
 	struct nonce_slot *nonces;	/* nnonces entries, made lazily */
 	size_t nnonces;			/* a power of two */
@@ -137,30 +140,32 @@ int c4gh_reader_new(const struct c4gh_header *hdr, uint64_t data_len,
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	r->hdr = malloc(sizeof(*r->hdr));
-	if (!r->hdr) {
-		free(r);
-		return -ENOMEM;
-	}
-	memcpy(r->hdr, hdr, sizeof(*hdr));
-	for (i = 0; i < CACHE_SLOTS; i++) {
-		r->slots[i].pt = malloc(C4GH_SEGMENT_SIZE);
-		if (!r->slots[i].pt) {
-			c4gh_reader_free(r);
-			return -ENOMEM;
-		}
-	}
 	err = pthread_mutex_init(&r->lock, NULL);
 	if (err) {
-		for (i = 0; i < CACHE_SLOTS; i++)
-			free(r->slots[i].pt);
-		c4gh_header_release(r->hdr);
-		free(r->hdr);
 		free(r);
 		return -err;
 	}
-
 	r->ops = *ops;
+	r->hdr = malloc(sizeof(*r->hdr));
+	if (!r->hdr) {
+		c4gh_reader_free(r);
+		return -ENOMEM;
+	}
+	memcpy(r->hdr, hdr, sizeof(*hdr));
+
+	/* With a pool, partial segments go there; else to our own slots. */
+	if (ops->pool) {
+		r->owner = c4gh_pool_owner_new(ops->pool);
+	} else {
+		for (i = 0; i < CACHE_SLOTS; i++) {
+			r->slots[i].pt = malloc(C4GH_SEGMENT_SIZE);
+			if (!r->slots[i].pt) {
+				c4gh_reader_free(r);
+				return -ENOMEM;
+			}
+		}
+	}
+
 	r->data_len = data_len;
 	r->plain_size = psize;
 	r->visible = c4gh_edit_visible_size(hdr, psize);
@@ -175,15 +180,15 @@ struct c4gh_reader *c4gh_reader_free(struct c4gh_reader *r)
 	if (!r)
 		return NULL;
 
+	if (r->ops.pool)
+		c4gh_pool_drop(r->ops.pool, r->owner);
 	for (i = 0; i < CACHE_SLOTS; i++) {
 		if (r->slots[i].pt)
 			cipher_wipe(r->slots[i].pt, C4GH_SEGMENT_SIZE);
 		free(r->slots[i].pt);
 	}
 	free(r->nonces);
-	/* The mutex exists whenever the header copy and every slot do. */
-	if (r->hdr && r->slots[CACHE_SLOTS - 1].pt)
-		pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->lock);
 	c4gh_header_release(r->hdr);
 	free(r->hdr);
 	free(r);
@@ -213,6 +218,9 @@ static int cache_copy(struct c4gh_reader *r, uint64_t idx, size_t from,
 	unsigned int i;
 	int hit = 0;
 
+	if (r->ops.pool)
+		return c4gh_pool_copy(r->ops.pool, r->owner, idx, from, n,
+				      dst);
 	pthread_mutex_lock(&r->lock);
 	for (i = 0; i < CACHE_SLOTS; i++) {
 		struct cache_slot *s = &r->slots[i];
@@ -236,6 +244,10 @@ static void cache_put(struct c4gh_reader *r, uint64_t idx, const uint8_t *pt,
 	struct cache_slot *victim;
 	unsigned int i;
 
+	if (r->ops.pool) {
+		c4gh_pool_put(r->ops.pool, r->owner, idx, pt, len);
+		return;
+	}
 	pthread_mutex_lock(&r->lock);
 	victim = &r->slots[0];
 	for (i = 0; i < CACHE_SLOTS; i++) {

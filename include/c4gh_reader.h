@@ -10,8 +10,9 @@
  * the whole request.
  *
  * One reader is safe to use from several threads at once: it keeps a
- * small cache of decrypted segments behind its own lock, and runs
- * fetches outside that lock.
+ * small cache of decrypted segments behind its own lock (or uses a
+ * c4gh_pool shared with other readers), and runs fetches outside any
+ * lock.
  *
  * It also remembers the nonces of recent segments and reports a
  * producer that reused one (best effort: a bounded table, so two
@@ -50,11 +51,18 @@ typedef int (*c4gh_check_fn)(void *ctx, uint64_t idx, const uint8_t *seg,
 typedef void (*c4gh_nonce_reuse_fn)(void *ctx, uint64_t first,
 				    uint64_t again);
 
+struct c4gh_pool;
+
 struct c4gh_reader_ops {
 	c4gh_fetch_fn fetch;
 	c4gh_check_fn check;
 	void *ctx;
 	c4gh_nonce_reuse_fn nonce_reuse;
+	/*
+	 * Where segments read in part are kept (may be NULL: then a few
+	 * of them in the reader itself).  Must outlive the reader.
+	 */
+	struct c4gh_pool *pool;
 };
 
 /*
