@@ -211,6 +211,7 @@ static int open_file_new_plain(const struct fsops_config *cfg,
 {
 	struct c4gh_reader_ops ops = {
 		.fetch = of_fetch, .ctx = of, .nonce_reuse = of_nonce_reuse,
+		.pool = cfg->pool,
 	};
 	struct c4gh_header hdr;
 	uint64_t data_len = 0;
@@ -270,7 +271,7 @@ static int open_file_new_market(const struct fsops_config *cfg,
 	const struct market_licence_header *lh;
 	struct c4gh_reader_ops ops = {
 		.fetch = of_fetch, .check = of_check, .ctx = of,
-		.nonce_reuse = of_nonce_reuse,
+		.nonce_reuse = of_nonce_reuse, .pool = cfg->pool,
 	};
 	struct c4gh_header hdr;
 	uint8_t digest[32];
@@ -1570,6 +1571,7 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	MFS_OPT("cache_dir=%s", cache_dir),
 	MFS_OPT("cache_size=%s", cache_size),
+	MFS_OPT("plain_cache=%s", plain_cache),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -1851,6 +1853,7 @@ void fsops_options_release(struct fsops_options *opt)
 	free(opt->refresh);
 	free(opt->cache_dir);
 	free(opt->cache_size);
+	free(opt->plain_cache);
 	memset(opt, 0, sizeof(*opt));
 }
 

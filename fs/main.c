@@ -18,6 +18,7 @@
 
 #include "alog.h"
 #include "c4gh.h"
+#include "c4gh_pool.h"
 #include "cache.h"
 #include "cipher.h"
 #include "config.h"
@@ -31,6 +32,8 @@
 #include "warm.h"
 
 #define KEY_FILE_MAX	(64u << 10)
+#define PLAIN_CACHE_DEFAULT	(64ull << 20)
+#define PLAIN_CACHE_MAX		(64ull << 30)
 
 static const char usage_short[] =
 	"usage: marketfs [-f] [-d] [-s] [-o OPTION[,OPTION...]] SOURCE "
@@ -70,6 +73,9 @@ static void usage_full(void)
 "                         $XDG_CACHE_HOME/marketfs, /var/cache/marketfs\n"
 "                         for root)\n"
 "  cache_size=SIZE        its bound, with K, M, G or T (default 1G; 0: none)\n"
+"  plain_cache=SIZE       decrypted segments kept for reads in part of a\n"
+"                         segment, in locked memory (default 64M; 0: a\n"
+"                         few per open file)\n"
 "\n"
 "--warm PATH... reads every file under the PATHs (in a mount) so that the\n"
 "disk cache holds them before going offline, with a progress bar.\n"
@@ -303,6 +309,32 @@ static void harden_process(void)
 	(void)unsetenv("SSLKEYLOGFILE");
 }
 
+/*
+ * The pool of decrypted segments, in locked memory.  Without the right
+ * to lock all of it (RLIMIT_MEMLOCK) it stays as small as the limit;
+ * without any, readers keep a few segments each.
+ */
+static struct c4gh_pool *open_pool(uint64_t bytes)
+{
+	struct c4gh_pool *pool = NULL;
+	struct rlimit rl;
+	int r;
+
+	if (bytes == 0)
+		return NULL;
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < bytes &&
+	    geteuid() != 0)
+		log_info("plain_cache: at most %llu KiB can be locked "
+			 "(RLIMIT_MEMLOCK), so it holds no more",
+			 (unsigned long long)rl.rlim_cur / 1024);
+	r = c4gh_pool_new((size_t)bytes, &pool);
+	if (r < 0)
+		log_warn("plain_cache: %s; keeping a few segments per open "
+			 "file instead", strerror(-r));
+	return pool;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fsops_options opt;
@@ -318,6 +350,8 @@ int main(int argc, char *argv[])
 	struct trust *trust = NULL;
 	uint64_t refresh = 600;
 	uint64_t cache_size = CACHE_DEFAULT_SIZE;
+	uint64_t plain_cache = PLAIN_CACHE_DEFAULT;
+	struct c4gh_pool *pool = NULL;
 	struct alog *alog = NULL;
 	struct alog_options aopt = { 0 };
 	uint8_t sk[32], pk[32];
@@ -410,6 +444,17 @@ int main(int argc, char *argv[])
 		goto out_release;
 	}
 
+	if (opt.plain_cache &&
+	    (cache_parse_size(opt.plain_cache, &plain_cache) < 0 ||
+	     plain_cache > PLAIN_CACHE_MAX ||
+	     (plain_cache > 0 && plain_cache < C4GH_SEGMENT_SIZE))) {
+		fprintf(stderr, "marketfs: plain_cache '%s' is not 0 or a size "
+			"from 64K to 64G like 256M\n%s", opt.plain_cache,
+			usage_short);
+		status = 2;
+		goto out_release;
+	}
+
 	if (opt.refresh && (util_parse_u64(opt.refresh, &refresh) < 0 ||
 			    refresh > 86400 * 365)) {
 		fprintf(stderr, "marketfs: refresh '%s' is not a number of "
@@ -452,6 +497,8 @@ int main(int argc, char *argv[])
 		goto out_http;
 	}
 
+	pool = open_pool(plain_cache);
+
 	alog = open_access_log(opt.access_log, &aopt, opt.state_dir);
 	if (!alog)
 		goto out_http;
@@ -490,6 +537,7 @@ int main(int argc, char *argv[])
 	cfg.alog = alog;
 	cfg.http = http;
 	cfg.cache = cache;
+	cfg.pool = pool;
 	cfg.sk = sk;
 	/* fsops takes the tree over: it frees it once no handle uses it. */
 	status = fsops_run(&opt, &cfg);
@@ -501,6 +549,7 @@ out_http:
 	cache_free(cache);
 	http_free(http);
 	http_global_cleanup();
+	c4gh_pool_free(pool);	/* every reader is gone by now */
 out_wipe:
 	cipher_wipe(sk, sizeof(sk));
 out_release:

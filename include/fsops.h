@@ -14,6 +14,7 @@ struct tree;
 struct alog;
 struct http;
 struct cache;
+struct c4gh_pool;
 
 /* What the command line said.  Strings are malloc'd or NULL. */
 struct fsops_options {
@@ -29,6 +30,7 @@ struct fsops_options {
 	char *token_file;		/* token_file=FILE */
 	char *cache_dir;		/* cache_dir=DIR */
 	char *cache_size;		/* cache_size=SIZE (K/M/G) */
+	char *plain_cache;		/* plain_cache=SIZE (K/M/G) */
 	char *site_policy;		/* site_policy=FILE */
 	char *refresh;			/* refresh=SECONDS */
 	int allow_other;		/* allow_other was given */
@@ -67,6 +69,7 @@ struct fsops_config {
 	struct alog *alog;
 	struct http *http;
 	struct cache *cache;		/* verified ciphertext segments */
+	struct c4gh_pool *pool;		/* decrypted segments, or NULL */
 	const uint8_t *sk;		/* our Crypt4GH secret key (32) */
 	const struct tree_config *tree_config;	/* for refreshes */
 	struct trust *trust;		/* market state, or NULL (plain) */
