@@ -457,11 +457,18 @@ http {
     def https_base(self):
         return "https://127.0.0.1:%d" % PORT
 
-    def mfs_https_mount(self):
-        """The small market: mount time is not what is measured here."""
+    def mfs_https_mount(self, disk=True):
+        """The small market: mount time is not what is measured here.
+        Its disk cache starts empty every time, so that every round's
+        first read comes over the network, as the others' do; without
+        disk, segments are kept in memory only (cache_size=0)."""
         mnt = self.mnt + "-mfsh"
+        cache = self.w + "/https-cache"
+        shutil.rmtree(cache, ignore_errors=True)
+        extra = "cafile=" + self.cafile
+        extra += ",cache_dir=" + cache if disk else ",cache_size=0"
         return self.mfs_mount(self.https_base() + "/market-rss/", mnt,
-                              extra="cafile=" + self.cafile, fp=self.rss_fp)
+                              extra=extra, fp=self.rss_fp)
 
     def rclone_mount(self):
         mnt = self.mnt + "-rc"
@@ -651,6 +658,17 @@ http {
                 finally:
                     m.close()
 
+            def mfs_mem(r):
+                """Without the disk cache, as rclone runs here."""
+                m = self.mfs_https_mount(disk=False)
+                try:
+                    p = m.mnt + "/datasets/seq/" + f
+                    r["mfsmem_ttfb_ms"] = ttfb(p) * 1e3
+                    n, s = read_file(p)
+                    r["mfsmem_gbps"] = n / s / 1e9
+                finally:
+                    m.close()
+
             def rc(r):
                 m = self.rclone_mount()
                 try:
@@ -686,7 +704,7 @@ http {
 
             def one(i):
                 r = {}
-                order = [mfs, rc, hd, curl]
+                order = [mfs, rc, hd, curl, mfs_mem]
                 k = i % len(order)
                 for fn in order[k:] + order[:k]:
                     try:
@@ -698,6 +716,11 @@ http {
                     r["ratio_rclone"] = r["mfs_gbps"] / r["rclone_gbps"]
                 if "mfs_gbps" in r and "curl_gbps" in r:
                     r["ratio_curl"] = r["mfs_gbps"] / r["curl_gbps"]
+                if "mfsmem_gbps" in r and "rclone_gbps" in r:
+                    r["ratio_mem_rclone"] = (r["mfsmem_gbps"] /
+                                             r["rclone_gbps"])
+                if "mfsmem_gbps" in r and "curl_gbps" in r:
+                    r["ratio_mem_curl"] = r["mfsmem_gbps"] / r["curl_gbps"]
                 if "mfs_ttfb_ms" in r and "rclone_ttfb_ms" in r:
                     r["ttfb_ratio_rclone"] = (r["mfs_ttfb_ms"] /
                                               r["rclone_ttfb_ms"])
