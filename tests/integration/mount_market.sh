@@ -4,7 +4,9 @@
 # readers and buffer sizes; sizes are exact before the first open; the
 # licence window gives EKEYEXPIRED / EACCES; writes give EROFS; damaged
 # or missing objects give EIO for that file alone; the access log names
-# every open and release.
+# every open and release; random reads from several threads through a
+# small pool of decrypted segments (plain_cache) are exact, and the pool
+# is in locked memory.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 need_fuse
@@ -244,5 +246,52 @@ MOUNTS+=("$MNT")
 check "first use: mounts without market_key" is_mounted "$MNT"
 check "first use: key recorded" grep -q "$FP" "$W/state2/known_markets"
 fusermount3 -u "$MNT"
+
+# Random reads of part of a segment through a small pool of decrypted
+# segments (1 MiB: 16 of big.bin's 81 segments, so it evicts), from
+# four threads at once: exact bytes, and the pool in locked memory.
+# Then the pool turned off, and a size that is not one.
+cat > "$W/rand.py" <<'PY'
+import hashlib, os, random, sys, threading
+mnt, src = sys.argv[1], sys.argv[2]
+want = open(src, "rb").read()
+bad = []
+def job(seed):
+    rng = random.Random(seed)
+    fd = os.open(mnt, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+    for _ in range(3000):
+        off = rng.randrange(0, len(want))
+        n = rng.choice((1, 100, 4096, 9000))
+        got = os.pread(fd, n, off)
+        if got != want[off:off + n]:
+            bad.append((off, n))
+    os.close(fd)
+ts = [threading.Thread(target=job, args=(s,)) for s in range(4)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print("bad %d" % len(bad))
+PY
+for pc in 1M 0; do
+	"$BIN/marketfs" -f -o "$OPTS,plain_cache=$pc" "$M" "$MNT" 2>"$W/err" &
+	DPID=$!
+	MOUNTS+=("$MNT")
+	for _ in $(seq 50); do is_mounted "$MNT" && break; sleep 0.1; done
+	check_eq "plain_cache=$pc: 12000 random reads, from 4 threads, exact" \
+		"bad 0" "$(python3 "$W/rand.py" "$MNT/datasets/cohort/nested/big.bin" \
+		"$W/src/cohort/nested/big.bin")"
+	lck=$(awk '/^VmLck:/ {print $2}' "/proc/$DPID/status")
+	if [ "$pc" = 1M ]; then
+		check "plain_cache=1M: the pool is locked memory (VmLck $lck kB)" \
+			[ "$lck" -ge 1024 -a "$lck" -le 2048 ]
+	else
+		check_eq "plain_cache=0: nothing locked" 0 "$lck"
+	fi
+	fusermount3 -u "$MNT"
+	wait "$DPID"
+done
+"$BIN/marketfs" -o "$OPTS,plain_cache=lots" "$M" "$MNT" 2>"$W/err"
+check_eq "plain_cache=lots: exit 2" 2 $?
+check "plain_cache=lots: says what it wants" grep -q "plain_cache 'lots' is not" "$W/err"
 
 finish
