@@ -34,7 +34,7 @@
 #include "cipher.h"
 
 #define CACHE_SLOTS	4	/* decrypted segments kept */
-#define FETCH_BATCH	16	/* segments per fetch call at most */
+#define FETCH_BATCH	4	/* segments per fetch call at most */
 #define NONCE_SLOTS	1024	/* nonces remembered, at most */
 #define NONCE_PROBES	8	/* slots looked at per nonce */
 #define NONCE_LEN	12

@@ -2193,10 +2193,11 @@ int fsops_run(struct fsops_options *opt, const struct fsops_config *cfg)
 	 * MiB without).  Within it, request buffers (libfuse allocates up
 	 * to 1 MiB per read) come from the heap and are reused: handed out
 	 * by mmap() instead, every read page-faulted and zeroed its whole
-	 * buffer, a quarter of a fresh read's time.
+	 * buffer, a quarter of a fresh read's time.  Anything larger (a big
+	 * file's digest list) is still mapped, and returned at its free.
 	 */
-	(void)mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
-	(void)mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
+	(void)mallopt(M_MMAP_THRESHOLD, 1088 * 1024);
+	(void)mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
 	(void)mallopt(M_ARENA_MAX, 1);
 
 	fuse_set_log_func(log_fuse);
