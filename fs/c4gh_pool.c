@@ -21,6 +21,7 @@
 #include "c4gh.h"
 #include "c4gh_pool.h"
 #include "cipher.h"
+#include "lru.h"
 
 #define SEG	C4GH_SEGMENT_SIZE
 
@@ -30,7 +31,7 @@ struct pool_entry {
 	size_t len;
 	uint8_t *pt;			/* its slot in the mapping */
 	struct pool_entry *hnext;	/* hash chain */
-	struct pool_entry *prev, *next;	/* LRU list, or the free list */
+	struct lru_link lru;		/* LRU list, or the free list */
 };
 
 struct c4gh_pool {
@@ -43,8 +44,8 @@ struct c4gh_pool {
 	struct pool_entry *entries;	/* cap */
 	struct pool_entry **buckets;
 	size_t nbuckets;		/* a power of two */
-	struct pool_entry *head, *tail;	/* LRU, most recent first */
-	struct pool_entry *free;	/* made and wiped, singly linked */
+	struct lru lru;			/* most recent first */
+	struct lru_link *free;		/* made and wiped, through .next */
 	uint64_t next_owner;
 };
 
@@ -143,30 +144,6 @@ static struct pool_entry *find(struct c4gh_pool *p, uint64_t owner,
 	return NULL;
 }
 
-static void lru_unlink(struct c4gh_pool *p, struct pool_entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		p->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		p->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void lru_push(struct c4gh_pool *p, struct pool_entry *e)
-{
-	e->prev = NULL;
-	e->next = p->head;
-	if (p->head)
-		p->head->prev = e;
-	p->head = e;
-	if (!p->tail)
-		p->tail = e;
-}
-
 /* Take e out of use: out of its chain and the LRU list, wiped. */
 static void retire(struct c4gh_pool *p, struct pool_entry *e)
 {
@@ -176,7 +153,7 @@ static void retire(struct c4gh_pool *p, struct pool_entry *e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
 	e->hnext = NULL;
-	lru_unlink(p, e);
+	lru_unlink(&p->lru, &e->lru);
 	cipher_wipe(e->pt, e->len);
 	e->owner = 0;
 	e->len = 0;
@@ -189,9 +166,9 @@ static struct pool_entry *claim(struct c4gh_pool *p)
 	struct pool_entry *e;
 
 	if (p->free) {
-		e = p->free;
-		p->free = e->next;
-		e->next = NULL;
+		e = LRU_OWNER(p->free, struct pool_entry);
+		p->free = e->lru.next;
+		e->lru.next = NULL;
 		return e;
 	}
 	if (!p->full && p->made < p->cap) {
@@ -203,9 +180,10 @@ static struct pool_entry *claim(struct c4gh_pool *p)
 		}
 		p->full = true;	/* RLIMIT_MEMLOCK: stay this size */
 	}
-	e = p->tail;
-	if (e)
-		retire(p, e);
+	if (!p->lru.tail)
+		return NULL;
+	e = LRU_OWNER(p->lru.tail, struct pool_entry);
+	retire(p, e);
 	return e;
 }
 
@@ -220,8 +198,7 @@ int c4gh_pool_copy(struct c4gh_pool *p, uint64_t owner, uint64_t idx,
 	if (e && from <= e->len && n <= e->len - from) {
 		if (dst)
 			memcpy(dst, e->pt + from, n);
-		lru_unlink(p, e);
-		lru_push(p, e);
+		lru_touch(&p->lru, &e->lru);
 		hit = 1;
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -252,7 +229,7 @@ void c4gh_pool_put(struct c4gh_pool *p, uint64_t owner, uint64_t idx,
 	b = bucket(p, owner, idx);
 	e->hnext = p->buckets[b];
 	p->buckets[b] = e;
-	lru_push(p, e);
+	lru_push(&p->lru, &e->lru);
 	p->count++;
 out_unlock:
 	pthread_mutex_unlock(&p->lock);
@@ -269,8 +246,8 @@ void c4gh_pool_drop(struct c4gh_pool *p, uint64_t owner)
 		if (e->owner != owner)
 			continue;
 		retire(p, e);
-		e->next = p->free;
-		p->free = e;
+		e->lru.next = p->free;
+		p->free = &e->lru;
 	}
 	pthread_mutex_unlock(&p->lock);
 }

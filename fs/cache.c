@@ -51,6 +51,7 @@
 #include "cipher.h"
 #include "http.h"
 #include "log.h"
+#include "lru.h"
 #include "util.h"
 
 #define SEG		C4GH_CIPHER_SEGMENT
@@ -69,52 +70,6 @@ enum mstate {
 	ENT_READY,
 	ENT_FAILED,
 };
-
-/*
- * A least-recently-used list, newest first, threaded through the entries
- * it orders (memory entries and disk files use the same one).
- */
-struct lru_link {
-	struct lru_link *prev, *next;
-};
-
-struct lru {
-	struct lru_link *head, *tail;
-};
-
-#define LRU_OWNER(link, type) \
-	((type *)(void *)((char *)(link) - offsetof(type, lru)))
-
-static void lru_unlink(struct lru *l, struct lru_link *n)
-{
-	if (n->prev)
-		n->prev->next = n->next;
-	else
-		l->head = n->next;
-	if (n->next)
-		n->next->prev = n->prev;
-	else
-		l->tail = n->prev;
-	n->prev = n->next = NULL;
-}
-
-static void lru_push(struct lru *l, struct lru_link *n)
-{
-	n->prev = NULL;
-	n->next = l->head;
-	if (l->head)
-		l->head->prev = n;
-	l->head = n;
-	if (!l->tail)
-		l->tail = n;
-}
-
-/* Move n to the front: it was just used. */
-static void lru_touch(struct lru *l, struct lru_link *n)
-{
-	lru_unlink(l, n);
-	lru_push(l, n);
-}
 
 /* A segment (or blob) in memory.  All fields under c->lock. */
 struct mentry {
