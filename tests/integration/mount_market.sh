@@ -272,6 +272,8 @@ ts = [threading.Thread(target=job, args=(s,)) for s in range(4)]
 [t.join() for t in ts]
 print("bad %d" % len(bad))
 PY
+asan=no
+ldd "$BIN/marketfs" 2>/dev/null | grep -q libasan && asan=yes
 for pc in 1M 0; do
 	"$BIN/marketfs" -f -o "$OPTS,plain_cache=$pc" "$M" "$MNT" 2>"$W/err" &
 	DPID=$!
@@ -281,7 +283,10 @@ for pc in 1M 0; do
 		"bad 0" "$(python3 "$W/rand.py" "$MNT/datasets/cohort/nested/big.bin" \
 		"$W/src/cohort/nested/big.bin")"
 	lck=$(awk '/^VmLck:/ {print $2}' "/proc/$DPID/status")
-	if [ "$pc" = 1M ]; then
+	# AddressSanitizer turns mlock() into a no-op that succeeds.
+	if [ "$pc" = 1M ] && [ "$asan" = yes ]; then
+		echo "skip - plain_cache=1M: locked memory (mlock is a no-op under ASan)"
+	elif [ "$pc" = 1M ]; then
 		check "plain_cache=1M: the pool is locked memory (VmLck $lck kB)" \
 			[ "$lck" -ge 1024 -a "$lck" -le 2048 ]
 	else
