@@ -198,7 +198,7 @@ hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$DPID/status")
 # AddressSanitizer keeps freed memory in quarantine and shadow memory
 # beside it: allow it four times as much.
 limit=200
-ldd "$BIN/marketfs" 2>/dev/null | grep -q libasan && limit=800
+is_asan_build && limit=800
 check "daemon peak RSS ${hwm} KiB stays under $limit MiB" \
 	[ "${hwm:-999999999}" -lt $((limit * 1024)) ]
 

@@ -83,6 +83,16 @@ PY
 # A file of SIZE random bytes.
 randfile() { head -c "$2" /dev/urandom > "$1"; }
 
+# Is $BIN built with AddressSanitizer?  (Not "ldd | grep -q": grep
+# quits at the first match, ldd dies of SIGPIPE, and pipefail turns
+# that into a failure now and then.)
+is_asan_build() {
+	case "$(ldd "$BIN/marketfs" 2>/dev/null)" in
+	*libasan*) return 0 ;;
+	esac
+	return 1
+}
+
 # The payload of a compact JWS file, as JSON.
 jws_payload() {
 	python3 -c '

@@ -273,7 +273,7 @@ ts = [threading.Thread(target=job, args=(s,)) for s in range(4)]
 print("bad %d" % len(bad))
 PY
 asan=no
-ldd "$BIN/marketfs" 2>/dev/null | grep -q libasan && asan=yes
+is_asan_build && asan=yes
 for pc in 1M 0; do
 	"$BIN/marketfs" -f -o "$OPTS,plain_cache=$pc" "$M" "$MNT" 2>"$W/err" &
 	DPID=$!
