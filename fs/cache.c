@@ -61,6 +61,7 @@
 #define RA_CHUNK	16		/* segments per read-ahead request */
 #define RA_WINDOW_MAX	64		/* segments read ahead at most */
 #define JOBS_MAX	64		/* queued read-ahead requests */
+#define OPEN_AHEAD	2		/* segments fetched at open */
 #define WORKERS_MAX	16
 #define CAUSE_MAX	200
 #define NAME_LEN	(2 + 1 + 64)	/* "ab/" + 64 hex digits */
@@ -1040,6 +1041,32 @@ static void readahead_note(struct cache_file *f, uint64_t first,
 	pthread_cond_broadcast(&c->jobs_cond);
 }
 
+/*
+ * Most readers start at the beginning: fetch the first segments while
+ * the open is answered and logged, so the first read finds them in
+ * memory or on their way.  Under c->lock.
+ */
+static void readahead_open(struct cache_file *f)
+{
+	struct cache *c = f->c;
+	struct job *job;
+
+	if (!f->remote || c->nworkers == 0 || f->nsegs == 0)
+		return;
+	if (!c->started)
+		start_workers(c);
+	if (c->nthreads == 0 || c->jcount >= JOBS_MAX)
+		return;
+	job = &c->jobs[(c->jhead + c->jcount) % JOBS_MAX];
+	job->f = f;
+	job->first = 0;
+	job->last = (f->nsegs < OPEN_AHEAD ? f->nsegs : OPEN_AHEAD) - 1;
+	c->jcount++;
+	f->refs++;
+	f->ra_end = job->last + 1;
+	pthread_cond_broadcast(&c->jobs_cond);
+}
+
 /* ---- the fetch callback ---------------------------------------------------- */
 
 int cache_file_fetch(void *ctx, uint64_t off, uint8_t *buf, size_t len)
@@ -1225,6 +1252,9 @@ int cache_file_new(struct cache *c, const char *url, uint64_t data_off,
 	f->sums = sums;
 	f->remote = cache_keeps(c, url);
 	f->refs = 1;
+	pthread_mutex_lock(&c->lock);
+	readahead_open(f);
+	pthread_mutex_unlock(&c->lock);
 	*ret_file = f;
 	return 0;
 }

@@ -22,7 +22,8 @@
  * part is bounded too, and holds both finished segments and the ones
  * being fetched, so that concurrent readers of a segment share one
  * download.  A sequential reader gets read-ahead: the next segments are
- * fetched by a small pool of threads, several ranged requests at once.
+ * fetched by a small pool of threads, several ranged requests at once;
+ * a file's first two segments are asked for as soon as it is opened.
  *
  * Nothing here logs above debug: failures come back as errnos, with a
  * cause in cache_last_error().  Thread-safe throughout.

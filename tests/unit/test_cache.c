@@ -597,6 +597,32 @@ static void test_cache_reads_ahead_for_sequential_readers(void **state)
 	cache_free(c);
 }
 
+static void test_cache_fetches_the_start_at_open(void **state)
+{
+	struct fx *fx = *state;
+	struct cache_options o = { .dir = fx->cdir, .size = 1 << 30,
+				   .local = 1, .workers = 1 };
+	struct cache_file *f;
+	struct cache *c;
+	int i, n = 0;
+
+	/* Without a single read, the first two segments arrive... */
+	assert_int_equal(cache_new(&o, fx->http, &c), 0);
+	f = new_file(fx, c);
+	for (i = 0; i < 200 && n < 2; i++) {
+		usleep(10000);
+		n = count_files(fx->cdir, NULL);
+	}
+	usleep(50000);
+	assert_int_equal(count_files(fx->cdir, NULL), 2);
+	/* ...and are then served with the origin gone; the third is not. */
+	assert_int_equal(unlink(fx->obj), 0);
+	assert_int_equal(fetch_segs(f, fx, 0, 1), 0);
+	assert_int_equal(fetch_segs(f, fx, 2, 2), -EIO);
+	cache_file_free(f);
+	cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -633,6 +659,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_cache_reads_ahead_for_sequential_readers,
 			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cache_fetches_the_start_at_open, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
