@@ -992,6 +992,14 @@ static void start_workers(struct cache *c)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+void cache_start(struct cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->started && c->nworkers > 0)
+		start_workers(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
 /*
  * Note a fetch of first..last and, for a sequential reader, queue the
  * next segments: the window doubles with each sequential fetch up to

@@ -2243,6 +2243,9 @@ int fsops_run(struct fsops_options *opt, const struct fsops_config *cfg)
 	/* Access log: its timer and witness threads live in this process. */
 	if (alog_start(cfg->alog) < 0)
 		log_error("access log: cannot start checkpoints or witness");
+	/* So do the read-ahead threads of a remote market, ready at once. */
+	if (cfg->cache && cache_keeps(cfg->cache, state.base))
+		cache_start(cfg->cache);
 
 	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
 		goto out_unmount;

@@ -65,6 +65,12 @@ struct cache_file;
 int cache_new(const struct cache_options *opt, struct http *http,
 	      struct cache **ret_cache);
 /*
+ * Start the read-ahead threads now rather than at the first read-ahead,
+ * so that no open waits for them.  Only after the process has forked
+ * for the last time: threads do not survive a fork.
+ */
+void cache_start(struct cache *c);
+/*
  * Stop the read-ahead threads (waiting for their current request) and
  * free everything.  Every cache_file must have been freed.  NULL-safe.
  */
