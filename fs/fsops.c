@@ -1174,7 +1174,6 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 
 	struct gen *g;
 
-	(void)off;
 	(void)fi;
 	g = gen_get();
 	r = tree_lookup(g->tree, path, &node);
@@ -1184,18 +1183,24 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	if (node->kind != TREE_DIR)
 		goto out_put_gen;
 
+	/*
+	 * Each entry carries its own offset ("." 1, ".." 2, child i i + 3),
+	 * so every call fills one reply from where the kernel left off.
+	 * libfuse passes attributes on to the kernel (READDIRPLUS) only in
+	 * this mode: with offsets of 0 it sends the names alone, and "ls -l"
+	 * of a big folder then costs one LOOKUP round trip per entry.
+	 */
 	r = 0;
 	fill_stat(node, &st);
-	if (filler(buf, ".", &st, 0, 0) || filler(buf, "..", NULL, 0, 0))
+	if (off < 1 && filler(buf, ".", &st, 1, 0))
 		goto out_put_gen;
-	/*
-	 * READDIRPLUS: hand the attributes over with the names, so that
-	 * "ls -l" of a big folder costs no lookup per entry.
-	 */
+	if (off < 2 && filler(buf, "..", NULL, 2, 0))
+		goto out_put_gen;
 	plus = (flags & FUSE_READDIR_PLUS) ? FUSE_FILL_DIR_PLUS : 0;
-	for (i = 0; i < node->nchildren; i++) {
+	for (i = off > 2 ? (size_t)off - 2 : 0; i < node->nchildren; i++) {
 		fill_stat(node->children[i], &st);
-		if (filler(buf, node->children[i]->name, &st, 0, plus))
+		if (filler(buf, node->children[i]->name, &st, (off_t)i + 3,
+			   plus))
 			break;
 	}
 out_put_gen:

@@ -78,6 +78,28 @@ check "mounts with recipient2 (scrypt, passphrase file)" \
 check_rows recipient2.sec
 fusermount3 -u "$MNT"
 
+# A folder of 1,500 files: "ls -l" gets every name with its attributes
+# in the listing itself (READDIRPLUS), without a LOOKUP per entry.
+mkdir -p "$W/many/big"
+for i in $(seq -w 1 1500); do
+	cp "$V/enc/size-1.bin.c4gh" "$W/many/big/f$i.bin.c4gh"
+done
+"$BIN/marketfs" -d -o "key=$V/keys/recipient1.sec,access_log=$LOG,state_dir=$W/state" \
+	"$W/many" "$MNT" 2>"$W/debug" &
+DPID=$!
+MOUNTS+=("$MNT")
+for _ in $(seq 100); do is_mounted "$MNT" && break; sleep 0.1; done
+check_eq "1,500 entries listed with sizes" "1500 1500" \
+	"$(ls -l "$MNT/big" | awk '/^-r/ { n++; s += $5 } END { print n, s }')"
+check_eq "every name, once" \
+	"$(cd "$W/many/big" && ls | sed 's/\.c4gh$//' | sort | md5sum)" \
+	"$(ls "$MNT/big" | sort | md5sum)"
+lookups=$(grep -c "opcode: LOOKUP" "$W/debug")
+check "ls -l of 1,500 entries: no LOOKUP per entry ($lookups in all)" \
+	[ "$lookups" -lt 10 ]
+fusermount3 -u "$MNT"
+wait "$DPID"
+
 printf 'wrong' > "$W/badpass"
 "$BIN/marketfs" -o "key=$V/keys/recipient2.sec,passphrase_file=$W/badpass,access_log=$LOG" \
 	"$W/folder" "$MNT" 2>"$W/err"
