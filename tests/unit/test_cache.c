@@ -609,7 +609,7 @@ static void test_cache_fetches_the_start_at_open(void **state)
 	/* Without a single read, the first two segments arrive... */
 	assert_int_equal(cache_new(&o, fx->http, &c), 0);
 	f = new_file(fx, c);
-	for (i = 0; i < 200 && n < 2; i++) {
+	for (i = 0; i < 1000 && n < 2; i++) {	/* 10 s: valgrind is slow */
 		usleep(10000);
 		n = count_files(fx->cdir, NULL);
 	}
