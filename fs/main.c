@@ -147,6 +147,11 @@ static int load_key(const struct fsops_options *opt, uint8_t sk[32],
 	}
 
 	r = c4gh_seckey_needs_passphrase(text, len);
+	if (r < 0 && memmem(text, len, "PUBLIC KEY-----", 15)) {
+		log_error("key '%s' is a public key: key= takes the secret "
+			  "key made with it (marketfs-keygen --sk)", opt->key);
+		goto out_free_text;
+	}
 	if (r < 0) {
 		log_error("key '%s': %s", opt->key, c4gh_strerror(r));
 		goto out_free_text;
