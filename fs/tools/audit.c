@@ -71,8 +71,9 @@ static void print_help(void)
 "  export    the records as CSV or a JSON array\n"
 "  report    an HTML page with charts (works offline)\n"
 "  why       explain the last decision on a file (for a user): allowed\n"
-"            or refused, and why.  --file takes the path in the dataset\n"
-"            or a path through the mount (.../datasets/DATASET/FILE).\n"
+"            or refused, and why.  --file takes the path in the dataset,\n"
+"            DATASET/FILE, or a path through the mount\n"
+"            (.../datasets/DATASET/FILE).\n"
 "            For what an open would get now, read the mount's\n"
 "            user.marketfs.decision extended attribute (getfattr).\n"
 "  key       print the public key of a host key file (state_dir/host.key)\n"
@@ -974,6 +975,17 @@ static int cmd_why(struct options *o)
 	}
 
 	r = audit_foreach(o->logs, o->nlogs, why_one, &w);
+	/* Nothing inside a dataset by that path: try DATASET/FILE. */
+	if (r >= 0 && w.seen == 0 && !split && !o->dataset &&
+	    strchr(o->file, '/')) {
+		split = strdup(o->file);
+		if (!split)
+			return EXIT_IO;
+		*strchr(split, '/') = '\0';
+		o->dataset = split;
+		o->file = split + strlen(split) + 1;
+		r = audit_foreach(o->logs, o->nlogs, why_one, &w);
+	}
 	if (r < 0) {
 		fprintf(stderr, PROG ": %s\n", strerror(-r));
 		status = EXIT_IO;

@@ -237,6 +237,9 @@ check "marketfs-audit why explains the refusal" grep -q "REFUSED (EACCES): site 
 	<<< "$("$BIN/marketfs-audit" why "$LOG" --file "$F" --user mfs-outsider)"
 check "marketfs-audit why: the allowed user" grep -q "allowed: licence valid" \
 	<<< "$("$BIN/marketfs-audit" why "$LOG" --file "$F" --user mfs-analyst)"
+check "marketfs-audit why --file DATASET/FILE" \
+	grep -q "REFUSED (EACCES): site policy says no" \
+	<<< "$("$BIN/marketfs-audit" why "$LOG" --file cohort/data.bin --user mfs-outsider)"
 check "outsider's denial logged with the user" jq -e -s 'any(.[];
 	.event=="open" and .decision=="deny" and .user=="mfs-outsider"
 	and .reason=="site policy says no")' "$LOG"
