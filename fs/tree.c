@@ -894,7 +894,7 @@ static char *catalog_readme(const struct tree *tree,
 		     "files:       %llu\n"
 		     "size:        %llu bytes\n"
 		     "price:       %s\n"
-		     "terms:       %s\n"
+		     "offered:     %s\n"
 		     "\n"
 		     "%s\n",
 		     d->title ? d->title : d->id, d->id,

@@ -75,6 +75,8 @@ check "mount is live when marketfs returns" is_mounted "$MNT"
 # Tree and exact sizes before any open.
 check "catalog README for each dataset" \
 	test -f "$MNT/catalog/cohort/README" -a -f "$MNT/catalog/soon/README"
+check "catalog README: the terms offered, apart from the licence's" \
+	grep -q "^offered: " "$MNT/catalog/cohort/README"
 check "expired dataset keeps its folder" test -d "$MNT/datasets/old"
 check "terms file shown" test -s "$MNT/datasets/cohort/TERMS.marketfs"
 check "terms file reads" grep -q "^licence: *$VALID" "$MNT/datasets/cohort/TERMS.marketfs"
