@@ -859,16 +859,17 @@ static int fetch_owned(struct cache_file *f, uint64_t first, uint64_t n,
 		r = fetch_segments(f, first + i, j - i, buf + pos);
 		if (r < 0 && !err)
 			err = r;
+		/* Wake whoever waits for any of them before the disk writes. */
 		for (k = i, rpos = pos; k < j; k++) {
-			size_t sl_len = seg_len(f, first + k);
-
 			mcomplete(c, sl[k].e, buf + rpos, r);
-			if (r == 0 && f->remote)
-				disk_put(c, seg_key(f, first + k), buf + rpos,
-					 sl_len);
 			sl[k].want = r == 0 ? W_DONE : W_SKIP;
 			sl[k].e = NULL;
-			rpos += sl_len;
+			rpos += seg_len(f, first + k);
+		}
+		for (k = i; r == 0 && f->remote && k < j; k++) {
+			disk_put(c, seg_key(f, first + k), buf + pos,
+				 seg_len(f, first + k));
+			pos += seg_len(f, first + k);
 		}
 		pos = rpos;
 	}
