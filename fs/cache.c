@@ -845,7 +845,7 @@ static int fetch_owned(struct cache_file *f, uint64_t first, uint64_t n,
 		       struct slot *sl, uint8_t *buf)
 {
 	struct cache *c = f->c;
-	uint64_t i, j, k, pos = 0, rpos;
+	uint64_t i, j, k, pos = 0, end;
 	int r, err = 0;
 
 	for (i = 0; i < n; i = j) {
@@ -860,18 +860,18 @@ static int fetch_owned(struct cache_file *f, uint64_t first, uint64_t n,
 		if (r < 0 && !err)
 			err = r;
 		/* Wake whoever waits for any of them before the disk writes. */
-		for (k = i, rpos = pos; k < j; k++) {
-			mcomplete(c, sl[k].e, buf + rpos, r);
+		for (k = i, end = pos; k < j; k++) {
+			mcomplete(c, sl[k].e, buf + end, r);
 			sl[k].want = r == 0 ? W_DONE : W_SKIP;
 			sl[k].e = NULL;
-			rpos += seg_len(f, first + k);
+			end += seg_len(f, first + k);
 		}
 		for (k = i; r == 0 && f->remote && k < j; k++) {
 			disk_put(c, seg_key(f, first + k), buf + pos,
 				 seg_len(f, first + k));
 			pos += seg_len(f, first + k);
 		}
-		pos = rpos;
+		pos = end;
 	}
 	return err;
 }
@@ -1002,6 +1002,31 @@ void cache_start(struct cache *c)
 }
 
 /*
+ * Queue a read-ahead of f's segments first..last for the workers,
+ * starting them on first use.  False when there are no workers or the
+ * queue is full.  Under c->lock.
+ */
+static bool queue_job(struct cache_file *f, uint64_t first, uint64_t last)
+{
+	struct cache *c = f->c;
+	struct job *job;
+
+	if (!c->started)
+		start_workers(c);
+	if (c->nthreads == 0 || c->jcount >= JOBS_MAX)
+		return false;
+	job = &c->jobs[(c->jhead + c->jcount) % JOBS_MAX];
+	job->f = f;
+	job->first = first;
+	job->last = last;
+	c->jcount++;
+	f->refs++;
+	f->ra_end = last + 1;
+	pthread_cond_broadcast(&c->jobs_cond);
+	return true;
+}
+
+/*
  * Note a fetch of first..last and, for a sequential reader, queue the
  * next segments: the window doubles with each sequential fetch up to
  * RA_WINDOW_MAX.  A random reader queues nothing.  Under c->lock.
@@ -1011,7 +1036,6 @@ static void readahead_note(struct cache_file *f, uint64_t first,
 {
 	struct cache *c = f->c;
 	uint64_t window, start, end, s, e;
-	struct job *job;
 
 	if (!f->remote || c->nworkers == 0)
 		return;
@@ -1033,21 +1057,11 @@ static void readahead_note(struct cache_file *f, uint64_t first,
 	end = last + window < f->nsegs - 1 ? last + window : f->nsegs - 1;
 	if (start > end || last + 1 >= f->nsegs)
 		return;
-	if (!c->started)
-		start_workers(c);
-	if (c->nthreads == 0)
-		return;
-	for (s = start; s <= end && c->jcount < JOBS_MAX; s = e + 1) {
+	for (s = start; s <= end; s = e + 1) {
 		e = s + RA_CHUNK - 1 < end ? s + RA_CHUNK - 1 : end;
-		job = &c->jobs[(c->jhead + c->jcount) % JOBS_MAX];
-		job->f = f;
-		job->first = s;
-		job->last = e;
-		c->jcount++;
-		f->refs++;
-		f->ra_end = e + 1;
+		if (!queue_job(f, s, e))
+			break;
 	}
-	pthread_cond_broadcast(&c->jobs_cond);
 }
 
 /*
@@ -1057,23 +1071,9 @@ static void readahead_note(struct cache_file *f, uint64_t first,
  */
 static void readahead_open(struct cache_file *f)
 {
-	struct cache *c = f->c;
-	struct job *job;
-
-	if (!f->remote || c->nworkers == 0 || f->nsegs == 0)
-		return;
-	if (!c->started)
-		start_workers(c);
-	if (c->nthreads == 0 || c->jcount >= JOBS_MAX)
-		return;
-	job = &c->jobs[(c->jhead + c->jcount) % JOBS_MAX];
-	job->f = f;
-	job->first = 0;
-	job->last = (f->nsegs < OPEN_AHEAD ? f->nsegs : OPEN_AHEAD) - 1;
-	c->jcount++;
-	f->refs++;
-	f->ra_end = job->last + 1;
-	pthread_cond_broadcast(&c->jobs_cond);
+	if (f->remote && f->c->nworkers > 0 && f->nsegs > 0)
+		(void)queue_job(f, 0, (f->nsegs < OPEN_AHEAD ? f->nsegs :
+				       OPEN_AHEAD) - 1);
 }
 
 /* ---- the fetch callback ---------------------------------------------------- */
