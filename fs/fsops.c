@@ -274,7 +274,6 @@ static int open_file_new_market(const struct fsops_config *cfg,
 		.nonce_reuse = of_nonce_reuse, .pool = cfg->pool,
 	};
 	struct c4gh_header hdr;
-	uint8_t digest[32];
 	char *sums_url = NULL;
 	size_t len = 0;
 	int r;
@@ -322,11 +321,8 @@ static int open_file_new_market(const struct fsops_config *cfg,
 	 * Through the disk cache (by digest), so that opens work offline;
 	 * it checks what it returns against the digest the manifest binds.
 	 */
-	if (cfg->cache)
-		r = cache_get_verified(cfg->cache, sums_url, f->sums_sha256,
-				       SUMS_MAX, &of->sums, &len);
-	else
-		r = http_get(cfg->http, sums_url, SUMS_MAX, &of->sums, &len);
+	r = cache_get_verified(cfg->cache, sums_url, f->sums_sha256,
+			       SUMS_MAX, &of->sums, &len);
 	if (r < 0) {
 		if (r == -EBADMSG)
 			*ret_why = "digest";
@@ -335,15 +331,6 @@ static int open_file_new_market(const struct fsops_config *cfg,
 	}
 
 	*ret_why = "digest";
-	if (!cfg->cache) {
-		r = cipher_sha256(of->sums, len, digest);
-		if (r < 0)
-			goto out_free_url;
-		if (!cipher_memeq(digest, f->sums_sha256, 32)) {
-			r = -EBADMSG;
-			goto out_free_url;
-		}
-	}
 	if (len != f->nsegments * 32) {
 		r = -EBADMSG;
 		goto out_free_url;
@@ -2249,7 +2236,7 @@ int fsops_run(struct fsops_options *opt, const struct fsops_config *cfg)
 	if (alog_start(cfg->alog) < 0)
 		log_error("access log: cannot start checkpoints or witness");
 	/* So do the read-ahead threads of a remote market, ready at once. */
-	if (cfg->cache && cache_keeps(cfg->cache, state.base))
+	if (cache_keeps(cfg->cache, state.base))
 		cache_start(cfg->cache);
 
 	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)

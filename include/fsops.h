@@ -68,7 +68,7 @@ struct fsops_config {
 	struct tree *tree;		/* the first tree; fsops takes it over */
 	struct alog *alog;
 	struct http *http;
-	struct cache *cache;		/* verified ciphertext segments */
+	struct cache *cache;		/* verified ciphertext; never NULL */
 	struct c4gh_pool *pool;		/* decrypted segments, or NULL */
 	const uint8_t *sk;		/* our Crypt4GH secret key (32) */
 	const struct tree_config *tree_config;	/* for refreshes */
