@@ -147,7 +147,7 @@ static int load_key(const struct fsops_options *opt, uint8_t sk[32],
 	}
 
 	r = c4gh_seckey_needs_passphrase(text, len);
-	if (r < 0 && memmem(text, len, "PUBLIC KEY-----", 15)) {
+	if (r < 0 && c4gh_pubkey_parse(text, len, pk) == 0) {
 		log_error("key '%s' is a public key: key= takes the secret "
 			  "key made with it (marketfs-keygen --sk)", opt->key);
 		goto out_free_text;
