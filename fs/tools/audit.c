@@ -952,10 +952,35 @@ static int why_one(const struct audit_record *r, void *ctx)
 	return 0;
 }
 
+/*
+ * Take "DATASET/FILE" in path as the dataset and the file of o; the
+ * copy it cuts is returned in *ret_split.  -ENOENT without a '/'.
+ */
+static int split_dataset(struct options *o, const char *path,
+			 char **ret_split)
+{
+	char *split, *slash;
+
+	split = strdup(path);
+	if (!split)
+		return -ENOMEM;
+	slash = strchr(split, '/');
+	if (!slash) {
+		free(split);
+		return -ENOENT;
+	}
+	*slash = '\0';
+	o->dataset = split;
+	o->file = slash + 1;
+	*ret_split = split;
+	return 0;
+}
+
 static int cmd_why(struct options *o)
 {
 	struct why_state w = { .o = o };
 	char *split = NULL;
+	bool mount_path;
 	const char *p;
 	int r, status = 0;
 
@@ -963,28 +988,18 @@ static int cmd_why(struct options *o)
 		return usage_error("why needs --file PATH");
 	/* A path through the mount names its dataset too. */
 	p = strstr(o->file, "datasets/");
-	if (p && (p == o->file || p[-1] == '/')) {
-		split = strdup(p + strlen("datasets/"));
-		if (!split)
-			return EXIT_IO;
-		if (strchr(split, '/')) {
-			*strchr(split, '/') = '\0';
-			o->dataset = split;
-			o->file = split + strlen(split) + 1;
-		}
-	}
+	mount_path = p && (p == o->file || p[-1] == '/');
+	if (mount_path &&
+	    split_dataset(o, p + strlen("datasets/"), &split) == -ENOMEM)
+		return EXIT_IO;
 
 	r = audit_foreach(o->logs, o->nlogs, why_one, &w);
 	/* Nothing inside a dataset by that path: try DATASET/FILE. */
-	if (r >= 0 && w.seen == 0 && !split && !o->dataset &&
-	    strchr(o->file, '/')) {
-		split = strdup(o->file);
-		if (!split)
+	if (r >= 0 && w.seen == 0 && !mount_path && !o->dataset) {
+		r = split_dataset(o, o->file, &split);
+		if (r == -ENOMEM)
 			return EXIT_IO;
-		*strchr(split, '/') = '\0';
-		o->dataset = split;
-		o->file = split + strlen(split) + 1;
-		r = audit_foreach(o->logs, o->nlogs, why_one, &w);
+		r = r == 0 ? audit_foreach(o->logs, o->nlogs, why_one, &w) : 0;
 	}
 	if (r < 0) {
 		fprintf(stderr, PROG ": %s\n", strerror(-r));
